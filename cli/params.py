@@ -1,0 +1,101 @@
+"""Shared options and the validation of operator input: one clear line for each mistake."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from sweepledger.collectors.errors import SourceConfigError
+from sweepledger.collectors.protocol import SERVICES
+from sweepledger.ledger.errors import LedgerError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
+
+
+class UserError(click.ClickException):
+    """A refusal with its own exit code (click prints `Error: <message>`)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def db_option(func: F) -> F:
+    return click.option(
+        "--db", "db", envvar="SWEEP_DB", default="sweep.db", show_default=True,
+        type=click.Path(dir_okay=False), help="The ledger file (also $SWEEP_DB).",
+    )(func)
+
+
+def translate_errors(func: F) -> F:
+    """Known errors become one line and their exit code; anything else is a bug and shows its
+    traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LedgerError as e:
+            raise UserError(str(e), e.exit_code) from None
+        except SourceConfigError as e:
+            raise UserError(f"bad source: {e}", 2) from None
+        except BrokenPipeError:
+            sys.stderr.close()
+            raise SystemExit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_services(value: str | None) -> tuple[str, ...]:
+    """`gmail,drive` -> canonical order; unknown names and `docs` are refused."""
+    if value is None or value.strip() == "":
+        return SERVICES
+    names = [v.strip().lower() for v in value.split(",") if v.strip()]
+    for name in names:
+        if name == "docs":
+            raise click.BadParameter(
+                "docs is out of scope: Sweepledger sweeps gmail, calendar, chat and drive",
+                param_hint="--services")
+        if name not in SERVICES:
+            raise click.BadParameter(
+                f"unknown service {name!r}; choose from {', '.join(SERVICES)}",
+                param_hint="--services")
+    return tuple(s for s in SERVICES if s in names)
+
+
+def parse_subjects(value: str | None) -> tuple[str, ...] | None:
+    """`a@x,b@y` -> emails; a malformed one is refused by name."""
+    if value is None:
+        return None
+    emails = [v.strip() for v in value.split(",") if v.strip()]
+    if not emails:
+        raise click.BadParameter("no subject given", param_hint="--subjects")
+    for email in emails:
+        if not EMAIL.match(email):
+            raise click.BadParameter(f"{email!r} is not an email address",
+                                     param_hint="--subjects")
+    return tuple(dict.fromkeys(emails))
+
+
+def env_max_seconds() -> float | None:
+    """$MAX_SECONDS_PER_RUN, unless $RUN_TO_COMPLETION is `true`."""
+    if os.environ.get("RUN_TO_COMPLETION", "").strip().lower() == "true":
+        return None
+    raw = os.environ.get("MAX_SECONDS_PER_RUN", "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UserError(f"MAX_SECONDS_PER_RUN={raw!r} is not a number of seconds", 2) from None
+    if value <= 0:
+        raise UserError(f"MAX_SECONDS_PER_RUN={raw!r} must be positive", 2)
+    return value

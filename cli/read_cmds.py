@@ -1,0 +1,104 @@
+"""The read-only commands: status, check, log, replay. None of them changes the ledger."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import orjson
+
+from sweepledger.ledger.events import PAIR_PHASES
+from sweepledger.ledger.logline import render
+from sweepledger.projections.api import check_ledger, read_status, replay
+from sweepledger.projections.attach import open_for_reading
+
+from .params import db_option, translate_errors
+from .render import status_text
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@click.command("status")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="The same content as JSON, for scripts.")
+@click.option("--as-of", type=click.IntRange(min=0), default=None,
+              help="The status as it was after event SEQ (folds the events).")
+@translate_errors
+def status_command(db: str, as_json: bool, as_of: int | None) -> None:
+    """The sweep's state, the COMPLETE invariants, services, problem pairs and recent runs."""
+    report = read_status(db, as_of=as_of)
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        click.echo(status_text(report))
+
+
+@click.command("check")
+@db_option
+@click.option("--require-complete", is_flag=True,
+              help="Also fail unless the latest sweep is COMPLETE.")
+@click.option("--json", "as_json", is_flag=True, help="Violations as JSON.")
+@translate_errors
+def check_command(db: str, require_complete: bool, as_json: bool) -> None:
+    """Verify the hash chain, seq, guard triggers, attempt grammar, cursor gating and
+    monotonicity, counts, runs and projection tables. Exit 0 if nothing is violated, else 1."""
+    result = check_ledger(db, require_complete=require_complete)
+    if as_json:
+        _print_json({
+            "ok": result.ok, "events": result.state.head,
+            "violations": [{"seq": v.seq, "rule": v.rule, "message": v.message}
+                           for v in result.violations],
+        })
+    else:
+        for violation in result.violations:
+            click.echo(str(violation))
+        verdict = "OK" if result.ok else f"{len(result.violations)} violations"
+        click.echo(f"check: {verdict} ({result.state.head} events)")
+    sys.exit(0 if result.ok else 1)
+
+
+@click.command("log")
+@db_option
+@click.option("--run", "run_id", default=None, help="Only this run's lines.")
+@click.option("--sweep", "sweep_id", default=None, help="Only this sweep's lines.")
+@click.option("--service", default=None, help="Only this service.")
+@click.option("--subject", default=None, help="Only this subject.")
+@click.option("--phase", type=click.Choice([str(p) for p in sorted(PAIR_PHASES)]), default=None,
+              help="Only this phase.")
+@translate_errors
+def log_command(db: str, run_id: str | None, sweep_id: str | None, service: str | None,
+                subject: str | None, phase: str | None) -> None:
+    """Re-render SWEEP lines from the ledger: for a run, exactly what it printed."""
+    clauses = [f"kind IN ({','.join(repr(str(k)) for k in sorted(PAIR_PHASES))})"]
+    params: list[object] = []
+    for column, value in (("run_id", run_id), ("sweep_id", sweep_id), ("service", service),
+                          ("subject", subject), ("kind", phase)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    with open_for_reading(db) as store:
+        out = sys.stdout
+        for event in store.read_where(" AND ".join(clauses), params):
+            out.write(render(event) + "\n")
+
+
+@click.command("replay")
+@db_option
+@click.option("--as-of", type=click.IntRange(min=0), default=None,
+              help="Stop after event SEQ (time travel).")
+@click.option("--json", "as_json", is_flag=True, help="The rebuilt status as JSON.")
+@translate_errors
+def replay_command(db: str, as_of: int | None, as_json: bool) -> None:
+    """Rebuild every projection from seq 1 in memory and print the status it gives (audit)."""
+    result = replay(db, as_of=as_of)
+    if as_json:
+        _print_json({**result.report.as_dict(), "replayed_events": result.events,
+                     "seconds": round(result.seconds, 6)})
+        return
+    click.echo(status_text(result.report))
+    rate = result.events / result.seconds if result.seconds > 0 else 0.0
+    click.echo(f"\nreplayed {result.events} events in {result.seconds:.3f}s "
+               f"({rate:,.0f} events/s)")

@@ -1,0 +1,77 @@
+"""Text rendering of reports for people (`--json` prints the data itself)."""
+
+from __future__ import annotations
+
+from sweepledger.projections.status import StatusReport
+
+
+def status_text(report: StatusReport) -> str:
+    lines = [report.headline]
+    sweep = report.sweep
+    if sweep is None or report.completeness is None:
+        return "\n".join(lines)
+    lines.append(
+        f"sweep {sweep['sweep_id']}: source {sweep['source']}, services "
+        f"{','.join(sweep['services'])}, {sweep['subjects']} subjects, opened {sweep['opened']}"
+        + (f", closed {sweep['closed']}" if sweep["closed"] else "")
+    )
+    c = report.completeness
+    total = c.active_targets_total
+    mark = lambda good: "ok" if good else "NOT MET"  # noqa: E731
+    lines.append("invariants:")
+    lines.append(f"  active_targets_total     {total:>7}")
+    lines.append(f"  attempted_count          {c.attempted_count:>7}  {mark(c.attempted_count == total)}")
+    lines.append(f"  complete_subjects_count  {c.complete_subjects_count:>7}  "
+                 f"{mark(c.complete_subjects_count == total)}")
+    lines.append(f"  partial_subjects_count   {c.partial_subjects_count:>7}  "
+                 f"{mark(c.partial_subjects_count == 0)}")
+    lines.append(f"  errors_count             {c.errors_count:>7}  {mark(c.errors_count == 0)}")
+    for service in sweep["services"]:
+        got = c.pagination_exhausted.get(service, 0)
+        want = c.pairs_per_service.get(service, 0)
+        lines.append(f"  pagination_exhausted[{service}]".ljust(27) + f"{got:>7}  "
+                     f"{mark(got == want)}")
+    if c.blocked_pairs or c.paused_subjects:
+        lines.append(f"  excluded: {c.blocked_pairs} blocked pairs, {c.paused_subjects} paused "
+                     "subjects")
+    lines.append("")
+    header = ("service", "pairs", "complete", "partial", "running", "errors", "exhausted",
+              "items")
+    lines.append("  ".join(h.rjust(9) if i else h.ljust(9) for i, h in enumerate(header)))
+    for row in report.services:
+        cells = (row["service"], row["pairs"], row["complete"], row["partial"],
+                 row["in_progress"], row["errors"], row["exhausted"], row["items"])
+        lines.append("  ".join(str(v).rjust(9) if i else str(v).ljust(9)
+                               for i, v in enumerate(cells)))
+    if report.blocked or report.paused:
+        lines.append("")
+        for b in report.blocked:
+            lines.append(f"BLOCKED {b['subject']} {b['service'] or '(all services)'}: "
+                         f"{b['reason']}")
+        for p in report.paused:
+            lines.append(f"PAUSED  {p['subject']}: {p['reason']}")
+    if report.problems_total:
+        lines.append("")
+        lines.append(f"not complete: {report.problems_total} pairs "
+                     f"({report.not_started} not started)")
+        for p in report.problems:
+            extra = f" last error {p['last_err']}" if p["last_err"] else ""
+            if p["outstanding"]:
+                extra += f", {len(p['outstanding'])} items outstanding"
+            detail = f": {p['detail']}" if p["detail"] else ""
+            lines.append(f"  {p['service']:<9} {p['subject']}  {p['state']}  attempts "
+                         f"{p['attempts']}{extra}{detail}")
+    if report.runs:
+        lines.append("")
+        lines.append("recent runs:")
+        for r in report.runs:
+            duration = "-" if r["duration_s"] is None else f"{r['duration_s']:.1f}s"
+            rate = "" if r["items_per_s"] is None else f", {r['items_per_s']:.0f} items/s"
+            counters = r["counters"]
+            lines.append(
+                f"  {r['run_id']}  {r['status']:<11} started {r['started']}  {duration}  "
+                f"{counters.get('pairs_completed', 0)} pairs complete, "
+                f"{counters.get('fetched', 0)} items{rate}"
+                + (f"  ({r['reason']})" if r["reason"] else "")
+            )
+    return "\n".join(lines)

@@ -1,0 +1,308 @@
+"""One attempt at one pair: START, a PAGE per persisted page, the cursor decision, END.
+
+The cursor is written only when pagination ended by the service's own rule and every page is in
+the ledger; every other way out (page limit, time budget, signal, error) skips it with a reason and
+leaves a page checkpoint, so the next attempt continues where this one stopped.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sweepledger.ledger.events import EventKind, NewEvent
+from sweepledger.ledger.store import Transaction
+from sweepledger.projections.cursors import ORDERED_KEYS, regresses, unit_key
+from sweepledger.projections.fold import State
+
+from .errors import (
+    PERMANENT_CLASSES,
+    CollectorError,
+    CursorExpired,
+    Internal,
+    InvalidPageToken,
+    NoProgress,
+)
+from .protocol import CURSOR_KEYS, FetchRequest, Page, Source
+from .retry import RetryPolicy, RetryTally, Stopped, call_with_retries
+from .sink import write_items
+from .writer import Writer
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptLimits:
+    """What bounds one attempt."""
+
+    max_pages: int | None = 10
+    deadline: float | None = None
+    """`time.monotonic()` after which the attempt stops at the next page boundary."""
+    since: str | None = None
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    max_attempts: int = 3
+    """Permanent failures (Forbidden, NotFound) in a sweep before the pair is blocked."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    service: str
+    subject: str
+    state: str
+    items: int
+    err: str | None = None
+
+
+class _Stop(Exception):
+    """The attempt must end now, for `reason`."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    attempts: int
+    checkpoint: dict[str, Any] | None
+    units_done: list[str]
+    outstanding: list[str]
+    permanent_failures: int
+    cursors: dict[str | None, dict[str, str]]
+
+
+def _snapshot(state: State, service: str, subject: str) -> _Snapshot:
+    row = state.pairs.get((service, subject))
+    cursors: dict[str | None, dict[str, str]] = {}
+    for (svc, subj, key), cursor in state.cursors.items():
+        if svc == service and subj == subject:
+            base, _, unit = key.partition("@")
+            cursors.setdefault(unit or None, {})[base] = cursor.value
+    if row is None:
+        return _Snapshot(0, None, [], [], 0, cursors)
+    return _Snapshot(row.attempts, row.checkpoint, list(row.units_done), list(row.outstanding),
+                     row.permanent_failures, cursors)
+
+
+class PairAttempt:
+    """Runs one attempt; all its events go through the run's writer."""
+
+    def __init__(
+        self,
+        *,
+        writer: Writer,
+        source: Source,
+        sweep_id: str,
+        run_id: str,
+        service: str,
+        subject: str,
+        limits: AttemptLimits,
+        stop: threading.Event,
+        rng: random.Random,
+    ) -> None:
+        self.writer, self.source, self.limits, self.stop, self.rng = (
+            writer, source, limits, stop, rng)
+        self.sweep_id, self.run_id, self.service, self.subject = (
+            sweep_id, run_id, service, subject)
+        self.count = 0
+        self.pages = 0
+
+    def _event(self, kind: EventKind, **data: Any) -> NewEvent:
+        return NewEvent(kind, self.sweep_id, self.run_id, self.service, self.subject,
+                        {k: v for k, v in data.items() if v is not None})
+
+    def _commit(self, build: Callable[[Transaction], None]) -> None:
+        self.writer.commit(build)
+
+    def _append(self, *events: NewEvent) -> None:
+        def build(tx: Transaction) -> None:
+            for event in events:
+                tx.append(event)
+
+        self._commit(build)
+
+    def run(self) -> AttemptResult:
+        snap = self.writer.read(lambda s: _snapshot(s, self.service, self.subject))
+        tally = RetryTally()
+        units: list[str] | None = None
+        try:
+            units = call_with_retries(
+                lambda: self.source.units(self.service, self.subject), self.limits.policy,
+                tally, stop=self.stop, rng=self.rng)
+        except (CollectorError, Stopped) as error:
+            self._start(snap, None)
+            return self._fail(snap, error)
+        except Exception as error:  # noqa: BLE001 - a source bug is recorded, never swallowed
+            self._start(snap, None)
+            return self._fail(snap, Internal(f"{type(error).__name__}: {error}"))
+        self._start(snap, units)
+        try:
+            final = self._walk_all(snap, units)
+        except _Stop as stop:
+            return self._skip(stop.reason)
+        except (CollectorError, Stopped) as error:
+            return self._fail(snap, error)
+        except Exception as error:  # noqa: BLE001 - a source bug is recorded, never swallowed
+            return self._fail(snap, Internal(f"{type(error).__name__}: {error}"))
+        return self._finish(snap, final)
+
+    def _start(self, snap: _Snapshot, units: list[str] | None) -> None:
+        primary = CURSOR_KEYS.get(self.service, "")
+        checkpoint = snap.checkpoint or {}
+        self._append(self._event(
+            EventKind.START,
+            attempt=snap.attempts + 1,
+            cursor_before=snap.cursors.get(None, {}).get(primary),
+            resume_token=checkpoint.get("token"),
+            units=units,
+        ))
+
+    def _walk_all(self, snap: _Snapshot, units: list[str] | None) -> dict[str, str]:
+        """Walk the pair (or each unfinished unit); returns the pair's final cursor values."""
+        if units is None:
+            return self._walk(snap, None)
+        key = CURSOR_KEYS[self.service]
+        values = [snap.cursors.get(None, {}).get(key)]
+        for unit in units:
+            if unit in snap.units_done:
+                values.append(snap.cursors.get(unit, {}).get(key))
+            else:
+                values.append(self._walk(snap, unit).get(key))
+        if not units:
+            self._empty_page()
+        present = [v for v in values if v]
+        order = ORDERED_KEYS.get(key)
+        best = max(present, key=order) if present and order else (present[0] if present else "")
+        return {key: best}
+
+    def _empty_page(self) -> None:
+        self.pages += 1
+        self._append(self._event(EventKind.PAGE, page=1, count=0, exhausted=True))
+
+    def _walk(self, snap: _Snapshot, unit: str | None) -> dict[str, str]:
+        """Page one stream (the pair, or one unit) to exhaustion; returns its cursor values."""
+        cursor = dict(snap.cursors.get(unit, {}))
+        checkpoint = snap.checkpoint if (snap.checkpoint or {}).get("unit") == unit else None
+        token = checkpoint.get("token") if checkpoint else None
+        carry: Mapping[str, str] = (checkpoint or {}).get("carry") or {}
+        page_no = int((checkpoint or {}).get("page") or 0)
+        seen_tokens: set[str] = set()
+        previous_ids: frozenset[str] = frozenset()
+        while True:
+            self._check_limits()
+            request = FetchRequest(self.service, self.subject, unit, cursor, token, carry,
+                                   since=self.limits.since)
+            tally = RetryTally()
+            try:
+                page = call_with_retries(lambda r=request: self.source.fetch(r),
+                                         self.limits.policy, tally, stop=self.stop, rng=self.rng)
+            except InvalidPageToken:
+                if token is None:
+                    raise
+                token, carry, page_no = None, {}, 0
+                continue
+            except CursorExpired as expired:
+                if not cursor:
+                    raise
+                self._append(self._event(EventKind.CURSOR_RESET, unit=unit, reason="expired",
+                                         detail=str(expired), previous=cursor))
+                cursor, token, carry, page_no = {}, None, {}, 0
+                snap.cursors.pop(unit, None)
+                continue
+            ids = frozenset(item.id for item in page.items)
+            if not page.exhausted and (
+                page.next_page_token is None
+                or page.next_page_token in seen_tokens
+                or page.next_page_token == token
+                or (ids and ids == previous_ids)
+            ):
+                raise NoProgress(
+                    f"page {page_no + 1} repeats an earlier page token or the same items"
+                )
+            seen_tokens.add(page.next_page_token or "")
+            previous_ids = ids
+            page_no += 1
+            self._persist(page, page_no, unit, tally, cursor)
+            if page.exhausted:
+                return dict(page.cursor)
+            token, carry = page.next_page_token, page.carry
+
+    def _check_limits(self) -> None:
+        if self.stop.is_set():
+            raise _Stop("interrupted")
+        if self.limits.deadline is not None and time.monotonic() >= self.limits.deadline:
+            raise _Stop("budget")
+        if self.limits.max_pages is not None and self.pages >= self.limits.max_pages:
+            raise _Stop("partial")
+
+    def _persist(self, page: Page, page_no: int, unit: str | None, tally: RetryTally,
+                 cursor: Mapping[str, str]) -> None:
+        """The page's items and its PAGE event in one transaction; with a unit's cursor too if
+        this page exhausted the unit."""
+        self.pages += 1
+        self.count += len(page.items)
+
+        def build(tx: Transaction) -> None:
+            stats = write_items(tx.conn, self.service, self.subject, page.items, seq=tx.next_seq)
+            tx.append(self._event(
+                EventKind.PAGE, unit=unit, page=page_no, count=len(page.items),
+                next_page_token=page.next_page_token, exhausted=page.exhausted,
+                carry=dict(page.carry) or None, failed_ids=list(page.failed_ids) or None,
+                inserted=stats.inserted, updated=stats.updated, unchanged=stats.unchanged,
+                deleted=stats.deleted, requests=page.requests + tally.retries,
+                rate_limited=page.rate_limited + tally.rate_limited,
+                quota_units=page.quota_units, retries=tally.retries or None,
+            ))
+            if unit is not None and page.exhausted:
+                for key, value in page.cursor.items():
+                    tx.append(self._event(EventKind.CURSOR_WRITE, unit=unit, key=key,
+                                          value=value, previous=cursor.get(key)))
+
+        self._commit(build)
+
+    def _finish(self, snap: _Snapshot, final: Mapping[str, str]) -> AttemptResult:
+        previous = snap.cursors.get(None, {})
+        for key, value in final.items():
+            if regresses(key, previous.get(key), value):
+                return self._fail(snap, Internal(
+                    f"cursor regression refused: {key} {previous.get(key)} -> {value}"),
+                    reason="regression")
+        events = [
+            self._event(EventKind.CURSOR_WRITE, key=key, value=value, previous=previous.get(key))
+            for key, value in final.items()
+        ]
+        events.append(self._event(EventKind.END, ok=True, count=self.count, partial=False,
+                                  exhausted=True))
+        self._append(*events)
+        return AttemptResult(self.service, self.subject, "COMPLETE", self.count)
+
+    def _skip(self, reason: str) -> AttemptResult:
+        self._append(
+            self._event(EventKind.CURSOR_SKIP, reason=reason),
+            self._event(EventKind.END, ok=True, count=self.count, partial=True,
+                        detail=f"{reason}: cursor not written"),
+        )
+        return AttemptResult(self.service, self.subject, "PARTIAL", self.count)
+
+    def _fail(self, snap: _Snapshot, error: Exception, *, reason: str = "error") -> AttemptResult:
+        if isinstance(error, Stopped):
+            return self._skip("interrupted")
+        err = error.error_class if isinstance(error, CollectorError) else "Internal"
+        detail = str(error)
+        events = [
+            self._event(EventKind.CURSOR_SKIP, reason=reason, err=err),
+            self._event(EventKind.END, ok=False, count=self.count, partial=False, err=err,
+                        detail=detail, permanent=err in PERMANENT_CLASSES or None),
+        ]
+        if err in PERMANENT_CLASSES and snap.permanent_failures + 1 >= self.limits.max_attempts:
+            events.append(NewEvent(
+                EventKind.BLOCK, self.sweep_id, self.run_id, self.service, self.subject,
+                {"subject": self.subject, "service": self.service,
+                 "reason": f"{err} in {snap.permanent_failures + 1} attempts: {detail}"},
+            ))
+        self._append(*events)
+        return AttemptResult(self.service, self.subject, f"ERR:{err}", self.count, err)
+
+
+__all__ = ["AttemptLimits", "AttemptResult", "PairAttempt", "unit_key"]

@@ -1,0 +1,93 @@
+"""The error taxonomy sources raise (DESIGN 5); the runner decides what each one means for a pair."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class CollectorError(Exception):
+    """A source could not deliver a page."""
+
+    error_class: ClassVar[str] = "Internal"
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
+        super().__init__(message or self.error_class)
+        self.retry_after = retry_after
+
+
+class RateLimited(CollectorError):
+    """429 or a 403 rate-limit reason; `retry_after` carries the service's hint in seconds."""
+
+    error_class = "RateLimited"
+    retryable = True
+
+
+class Transient(CollectorError):
+    """5xx, timeouts, connection resets: worth retrying."""
+
+    error_class = "Transient"
+    retryable = True
+
+
+class CursorExpired(CollectorError):
+    """The service no longer accepts the cursor: reset it and resync in full."""
+
+    error_class = "CursorExpired"
+
+
+class InvalidPageToken(CollectorError):
+    """The service rejected a page token: restart pagination from the cursor."""
+
+    error_class = "InvalidPageToken"
+
+
+class Auth(CollectorError):
+    """401, or the token exchange failed."""
+
+    error_class = "Auth"
+
+
+class Forbidden(CollectorError):
+    """Permanent for the pair: subject suspended or service disabled."""
+
+    error_class = "Forbidden"
+
+
+class NotFound(CollectorError):
+    """Permanent for the pair: the subject or resource does not exist."""
+
+    error_class = "NotFound"
+
+
+class NoProgress(CollectorError):
+    """The source returned the same page token or the same oldest item twice."""
+
+    error_class = "NoProgress"
+
+
+class Internal(CollectorError):
+    """A bug in a source: never swallowed silently."""
+
+    error_class = "Internal"
+
+
+class SourceConfigError(ValueError):
+    """A source URL or one of its parameters is invalid; the CLI shows it as one line."""
+
+
+ERROR_CLASSES: dict[str, type[CollectorError]] = {
+    cls.error_class: cls
+    for cls in (
+        RateLimited,
+        Transient,
+        CursorExpired,
+        InvalidPageToken,
+        Auth,
+        Forbidden,
+        NotFound,
+        NoProgress,
+        Internal,
+    )
+}
+PERMANENT_CLASSES = frozenset({"Forbidden", "NotFound"})

@@ -1,0 +1,76 @@
+"""Retries of one request: exponential backoff with full jitter, honouring Retry-After.
+
+Every retry and every rate-limit refusal is counted, and the counts go into the PAGE event, so the
+ledger says how hard each page was to get. Waits are interruptible: a stop request ends them.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from .errors import CollectorError, RateLimited
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard to try one request before the attempt ends in ERR."""
+
+    max_retries: int = 5
+    base_delay: float = 0.05
+    max_delay: float = 30.0
+    max_retry_after: float = 60.0
+
+
+@dataclass(slots=True)
+class RetryTally:
+    """What retrying cost: counted into the PAGE event."""
+
+    retries: int = 0
+    rate_limited: int = 0
+    waits: list[float] = field(default_factory=list)
+
+
+class Stopped(Exception):
+    """A stop was requested while waiting to retry."""
+
+
+def call_with_retries(
+    call: Callable[[], T],
+    policy: RetryPolicy,
+    tally: RetryTally,
+    *,
+    stop: threading.Event,
+    rng: random.Random,
+) -> T:
+    """`call()`, retried on retryable errors; the last error propagates after the retries."""
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except CollectorError as error:
+            if isinstance(error, RateLimited):
+                tally.rate_limited += 1
+            if not error.retryable or attempt >= policy.max_retries:
+                raise
+            delay = backoff_delay(policy, attempt, error.retry_after, rng)
+            attempt += 1
+            tally.retries += 1
+            tally.waits.append(delay)
+            if stop.wait(delay):
+                raise Stopped from error
+
+
+def backoff_delay(
+    policy: RetryPolicy, attempt: int, retry_after: float | None, rng: random.Random
+) -> float:
+    """Full jitter (uniform in [0, base * 2^attempt], capped), or the service's hint if it gave
+    one (capped too): a hint is a floor the service asked for, so no jitter goes below it."""
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), policy.max_retry_after)
+    return rng.uniform(0.0, min(policy.max_delay, policy.base_delay * 2**attempt))

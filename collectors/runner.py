@@ -1,0 +1,293 @@
+"""The sweep runner: open or continue the sweep, take the resume plan, run the pairs, close.
+
+One process appends (it holds the writer lock); pairs are fetched by `workers` threads and their
+events serialised by the `Writer`. Whatever happens (kill, signal, budget, errors), rerunning the
+same command continues from the ledger.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from sweepledger.ledger.errors import LedgerError
+from sweepledger.ledger.events import Event, EventKind, NewEvent
+from sweepledger.ledger.ids import new_id
+from sweepledger.ledger.lock import WriterLock
+from sweepledger.ledger.store import Transaction
+from sweepledger.projections.attach import open_for_writing
+from sweepledger.projections.completeness import completeness
+from sweepledger.projections.fold import State
+from sweepledger.projections.model import COMPLETE, subject_order
+from sweepledger.projections.plan import resume_plan
+
+from .attempt import AttemptLimits, AttemptResult, PairAttempt
+from .protocol import Source
+from .retry import RetryPolicy
+from .sink import ensure_item_tables
+from .writer import Writer
+
+EXIT_COMPLETE = 0
+EXIT_INCOMPLETE = 3
+EXIT_PAUSED = 75
+
+
+class ScopeMismatch(LedgerError):
+    """The open sweep was opened with another source or services."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Everything that shapes a run; recorded in RUN_START (and SWEEP_OPEN for the scope)."""
+
+    source_url: str
+    services: tuple[str, ...]
+    subjects: tuple[str, ...] | None = None
+    resume: bool = True
+    only_remaining: bool = False
+    max_pages: int | None = 10
+    max_seconds: float | None = None
+    workers: int = 1
+    passes: int = 1
+    retry_wait: float = 0.0
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    max_attempts: int = 3
+    since: str | None = None
+    months_back: int | None = None
+    argv: tuple[str, ...] = ()
+    trigger: str = "cli"
+    seed: int | None = None
+
+    def recorded(self) -> dict[str, Any]:
+        """The options as RUN_START records them."""
+        return {
+            "source": self.source_url, "services": list(self.services),
+            "subjects": None if self.subjects is None else list(self.subjects),
+            "resume": self.resume, "only_remaining": self.only_remaining,
+            "max_pages": self.max_pages, "max_seconds": self.max_seconds,
+            "workers": self.workers, "passes": self.passes,
+            "max_retries": self.policy.max_retries, "max_attempts": self.max_attempts,
+            "since": self.since, "months_back": self.months_back,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How a run ended, for the summary line and the exit code."""
+
+    run_id: str
+    sweep_id: str
+    status: str
+    exit_code: int
+    complete: bool
+    pairs_planned: int
+    pairs_done: int
+    items: int
+    duration: float
+    figures: dict[str, Any]
+    results: list[AttemptResult]
+    stop_reason: str | None = None
+
+
+class SweepRunner:
+    """Runs one `sweep run` against one ledger."""
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        source: Source,
+        options: RunOptions,
+        *,
+        streams: Sequence[IO[str]] = (),
+        stop: threading.Event | None = None,
+        on_commit: Callable[[Sequence[Event]], None] | None = None,
+    ) -> None:
+        self.db_path = Path(db_path)
+        self.source = source
+        self.options = options
+        self.streams = streams
+        self.stop = stop or threading.Event()
+        self.stop_reason: str | None = None
+        self.on_commit = on_commit
+        self.run_id = new_id("run")
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the run to stop at the next page boundary (signals call this)."""
+        self.stop_reason = reason
+        self.stop.set()
+
+    def run(self) -> RunOutcome:
+        started = time.monotonic()
+        deadline = None if self.options.max_seconds is None else started + self.options.max_seconds
+        lock = WriterLock(self.db_path)
+        lock.acquire(self.run_id)
+        try:
+            store, projector = open_for_writing(self.db_path, create=True)
+            try:
+                writer = Writer(store, projector, streams=self.streams, on_commit=self.on_commit)
+                return self._run(writer, started, deadline)
+            finally:
+                store.close()
+        finally:
+            lock.release()
+
+    def _run(self, writer: Writer, started: float, deadline: float | None) -> RunOutcome:
+        opts = self.options
+        state = writer.projector.state
+        self._check_scope(state)
+        roster = None if self._sweep_to_continue(state) else self._new_roster()
+
+        def begin(tx: Transaction) -> str:
+            ensure_item_tables(tx.conn)
+            for run in list(state.runs.values()):
+                if run.status == "running":
+                    tx.append(NewEvent(EventKind.RUN_END, run.sweep_id, run.run_id,
+                                       data={"status": "aborted", "reason": "stale"}))
+            sweep = state.sweep
+            if sweep is not None and sweep.closed is None and not opts.resume:
+                tx.append(NewEvent(EventKind.SWEEP_CLOSE, sweep.sweep_id, self.run_id,
+                                   data={"status": "abandoned", "reason": "--no-resume"}))
+            sweep_id = new_id("sweep") if roster is not None else str(sweep.sweep_id)  # type: ignore[union-attr]
+            tx.append(NewEvent(EventKind.RUN_START, sweep_id, self.run_id, data={
+                "pid": os.getpid(), "host": socket.gethostname(), "argv": list(opts.argv),
+                "options": opts.recorded(), "trigger": opts.trigger}))
+            if roster is not None:
+                tx.append(NewEvent(EventKind.SWEEP_OPEN, sweep_id, self.run_id, data={
+                    "roster": roster, "services": list(opts.services),
+                    "source": self.source.url, "options": self._sweep_options()}))
+            return sweep_id
+
+        sweep_id, _ = writer.commit(begin)
+        limits = AttemptLimits(
+            max_pages=opts.max_pages, deadline=deadline, since=self._since(),
+            policy=opts.policy, max_attempts=opts.max_attempts)
+        results: list[AttemptResult] = []
+        planned = 0
+        for number in range(max(1, opts.passes)):
+            if number and (self.stop.is_set() or self.stop.wait(opts.retry_wait)):
+                break
+            plan = writer.read(lambda s: resume_plan(
+                s, subjects=opts.subjects, services=opts.services,
+                only_remaining=opts.only_remaining or number > 0, live_run_ids={self.run_id}))
+            if number and not plan:
+                break
+            planned = planned or len(plan)
+            results += self._run_plan(writer, sweep_id, plan, limits)
+            if self.stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                break
+        return self._end(writer, sweep_id, started, deadline, planned, results)
+
+    def _sweep_to_continue(self, state: State) -> bool:
+        sweep = state.sweep
+        return sweep is not None and sweep.closed is None and self.options.resume
+
+    def _check_scope(self, state: State) -> None:
+        sweep = state.sweep
+        if sweep is None or sweep.closed is not None or not self.options.resume:
+            return
+        if sweep.source != self.source.url or list(sweep.services) != list(self.options.services):
+            raise ScopeMismatch(
+                f"the open sweep {sweep.sweep_id} covers source {sweep.source} and services "
+                f"{','.join(sweep.services)}; this run asks for {self.source.url} and "
+                f"{','.join(self.options.services)}. Rerun with that scope to continue it, or "
+                "with --no-resume to abandon it and open a new sweep"
+            )
+
+    def _new_roster(self) -> list[str]:
+        roster = sorted(set(self.source.roster()), key=subject_order)
+        if self.options.subjects is None:
+            return roster
+        known = {s.casefold(): s for s in roster}
+        unknown = [s for s in self.options.subjects if s.casefold() not in known]
+        if unknown:
+            raise LedgerError(f"not in the source's roster: {', '.join(unknown)}")
+        return sorted({known[s.casefold()] for s in self.options.subjects}, key=subject_order)
+
+    def _since(self) -> str | None:
+        if self.options.since is not None:
+            return self.options.since
+        if self.options.months_back is not None:
+            seconds = self.options.months_back * 30.44 * 86400
+            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds))
+        return None
+
+    def _sweep_options(self) -> dict[str, Any]:
+        return {"since": self.options.since, "months_back": self.options.months_back}
+
+    def _run_plan(self, writer: Writer, sweep_id: str, plan: list[tuple[str, str]],
+                  limits: AttemptLimits) -> list[AttemptResult]:
+        seed = self.options.seed if self.options.seed is not None else random.randrange(2**32)
+
+        def attempt(service: str, subject: str) -> AttemptResult:
+            rng = random.Random(f"{seed}:{service}:{subject}")
+            return PairAttempt(
+                writer=writer, source=self.source, sweep_id=sweep_id, run_id=self.run_id,
+                service=service, subject=subject, limits=limits, stop=self.stop, rng=rng,
+            ).run()
+
+        results: list[AttemptResult] = []
+        if self.options.workers <= 1:
+            for service, subject in plan:
+                if self._should_stop(limits):
+                    break
+                results.append(attempt(service, subject))
+            return results
+        pending: set[Future[AttemptResult]] = set()
+        todo = iter(plan)
+        with ThreadPoolExecutor(max_workers=self.options.workers,
+                                thread_name_prefix="fetch") as pool:
+            while True:
+                while len(pending) < self.options.workers and not self._should_stop(limits):
+                    nxt = next(todo, None)
+                    if nxt is None:
+                        break
+                    pending.add(pool.submit(attempt, *nxt))
+                if not pending:
+                    break
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                results += [f.result() for f in done]
+        return results
+
+    def _should_stop(self, limits: AttemptLimits) -> bool:
+        return self.stop.is_set() or (
+            limits.deadline is not None and time.monotonic() >= limits.deadline)
+
+    def _end(self, writer: Writer, sweep_id: str, started: float, deadline: float | None,
+             planned: int, results: list[AttemptResult]) -> RunOutcome:
+        state = writer.projector.state
+        sweep = state.sweep
+        assert sweep is not None
+        figures = completeness(state.counters, sweep.services, run_live=True)
+        complete = figures.complete
+        if self.stop.is_set():
+            status, code = "interrupted", 143 if self.stop_reason == "SIGTERM" else 130
+        elif deadline is not None and time.monotonic() >= deadline and not complete:
+            status, code = "paused", EXIT_PAUSED
+        else:
+            status, code = "completed", EXIT_COMPLETE if complete else EXIT_INCOMPLETE
+        events = []
+        if complete and sweep.closed is None:
+            events.append(NewEvent(EventKind.SWEEP_CLOSE, sweep_id, self.run_id,
+                                   data={"status": "complete"}))
+        events.append(NewEvent(EventKind.RUN_END, sweep_id, self.run_id, data={
+            "status": status, "reason": self.stop_reason or ("budget" if status == "paused"
+                                                             else None)}))
+        writer.commit(lambda tx: [tx.append(e) for e in events])
+        return RunOutcome(
+            run_id=self.run_id, sweep_id=sweep_id, status=status,
+            exit_code=code if not (complete and status != "interrupted") else EXIT_COMPLETE,
+            complete=complete, pairs_planned=planned,
+            pairs_done=sum(1 for r in results if r.state == COMPLETE),
+            items=sum(r.items for r in results), duration=time.monotonic() - started,
+            figures=figures.as_dict(), results=results, stop_reason=self.stop_reason,
+        )

@@ -1,0 +1,243 @@
+"""The item sink: the four item tables and the idempotent upsert of a page's items into them.
+
+The sink writes inside the caller's transaction and never commits: a page's items and its PAGE event
+commit together (DESIGN 3), so "persisted" is exact. Rows are keyed by (subject_email, id).
+
+- A live item makes the row's columns exactly the item's fields (a field the item leaves out becomes
+  NULL) and clears `deleted`.
+- A tombstone sets `deleted = 1` and keeps every other column (fields it carries are merged in); for
+  an id never seen it still records a row, so the deletion is known.
+- `last_seq` is the ledger seq of the page that last changed the row; an unchanged row is not written.
+
+`WriteStats` is computed against the rows as they were, so writing the same page twice reports
+everything `unchanged` the second time.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from sweepledger.collectors.errors import Internal
+from sweepledger.collectors.protocol import Item
+
+COLUMNS: Mapping[str, Mapping[str, str]] = {
+    "gmail": {
+        "thread_id": "TEXT",
+        "history_id": "INTEGER",
+        "internal_date": "TEXT",
+        "subject": "TEXT",
+        "sender": "TEXT",
+        "recipients": "TEXT",
+        "labels": "TEXT",
+        "size_estimate": "INTEGER",
+        "snippet": "TEXT",
+    },
+    "calendar": {
+        "summary": "TEXT",
+        "status": "TEXT",
+        "start": "TEXT",
+        "end": "TEXT",
+        "updated": "TEXT",
+        "organizer": "TEXT",
+        "attendees": "TEXT",
+    },
+    "chat": {
+        "space": "TEXT",
+        "create_time": "TEXT",
+        "sender": "TEXT",
+        "text": "TEXT",
+        "thread": "TEXT",
+    },
+    "drive": {
+        "name": "TEXT",
+        "mime_type": "TEXT",
+        "modified_time": "TEXT",
+        "size": "INTEGER",
+        "owners": "TEXT",
+        "parents": "TEXT",
+        "trashed": "INTEGER",
+        "drive_id": "TEXT",
+    },
+}
+"""Each service's item columns besides subject_email, id, deleted and last_seq. Lists are JSON text."""
+
+ITEM_TABLES: Mapping[str, str] = {
+    "gmail": "gmail_messages",
+    "calendar": "calendar_events",
+    "chat": "chat_messages",
+    "drive": "drive_files",
+}
+
+_SELECT_CHUNK = 500
+"""Ids per SELECT: far below SQLite's variable limit, above any page size a source uses."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteStats:
+    """What one `write_items` call did; `fetched` = inserted + updated + unchanged + deleted."""
+
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+
+    def __add__(self, other: WriteStats) -> WriteStats:
+        return WriteStats(
+            self.fetched + other.fetched,
+            self.inserted + other.inserted,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+            self.deleted + other.deleted,
+        )
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def ensure_item_tables(conn: sqlite3.Connection) -> None:
+    """Create the four item tables if they do not exist (idempotent; no commit)."""
+    for service, table in ITEM_TABLES.items():
+        columns = "".join(f",\n  {_quote(name)} {kind}" for name, kind in COLUMNS[service].items())
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {_quote(table)} (\n"
+            f"  subject_email TEXT NOT NULL,\n  id TEXT NOT NULL{columns},\n"
+            f"  deleted INTEGER NOT NULL DEFAULT 0,\n  last_seq INTEGER,\n"
+            f"  PRIMARY KEY (subject_email, id)\n)"
+        )
+
+
+def write_items(
+    conn: sqlite3.Connection,
+    service: str,
+    subject: str,
+    items: Sequence[Item],
+    seq: int | None = None,
+) -> WriteStats:
+    """Upsert a page's items for `subject`; one SELECT for the page's ids, executemany for writes."""
+    if service not in ITEM_TABLES:
+        raise Internal(f"no item table for service {service!r}")
+    if not conn.in_transaction:
+        raise RuntimeError("write_items must run inside the caller's transaction (BEGIN first)")
+    table, columns = ITEM_TABLES[service], COLUMNS[service]
+    rows = _existing_rows(conn, table, columns, subject, [item.id for item in items])
+    live_rows: dict[str, tuple[Any, ...]] = {}
+    tombstones: dict[str, dict[str, Any]] = {}
+    counts = {"inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0}
+    for item in items:
+        fields = _normalise(service, item)
+        before = rows.get(item.id)
+        if item.deleted:
+            after = dict(before or dict.fromkeys(columns, None), **fields, deleted=1)
+            outcome = "unchanged" if before is not None and before["deleted"] else "deleted"
+            if after != before:
+                tombstones[item.id] = after
+                live_rows.pop(item.id, None)
+        else:
+            after = {**dict.fromkeys(columns, None), **fields, "deleted": 0}
+            outcome = "inserted" if before is None else "updated"
+            if after == before:
+                outcome = "unchanged"
+            else:
+                live_rows[item.id] = tuple(after[name] for name in columns)
+                tombstones.pop(item.id, None)
+        counts[outcome] += 1
+        rows[item.id] = after
+    _upsert(conn, table, columns, subject, seq, live_rows, deleted=0)
+    _upsert(
+        conn,
+        table,
+        columns,
+        subject,
+        seq,
+        {key: tuple(row[name] for name in columns) for key, row in tombstones.items()},
+        deleted=1,
+    )
+    return WriteStats(fetched=len(items), **counts)
+
+
+def _existing_rows(
+    conn: sqlite3.Connection,
+    table: str,
+    columns: Mapping[str, str],
+    subject: str,
+    ids: Iterable[str],
+) -> dict[str, dict[str, Any]]:
+    """The stored rows of these ids, as {id: {column: value, "deleted": 0|1}}."""
+    wanted = list(dict.fromkeys(ids))
+    names = [*columns, "deleted"]
+    selected = ", ".join(_quote(name) for name in ["id", *names])
+    rows: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), _SELECT_CHUNK):
+        chunk = wanted[start : start + _SELECT_CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        cursor = conn.execute(
+            f"SELECT {selected} FROM {_quote(table)} WHERE subject_email = ? AND id IN ({marks})",
+            [subject, *chunk],
+        )
+        for found in cursor:
+            rows[found[0]] = dict(zip(names, found[1:], strict=True))
+    return rows
+
+
+def _upsert(
+    conn: sqlite3.Connection,
+    table: str,
+    columns: Mapping[str, str],
+    subject: str,
+    seq: int | None,
+    rows: Mapping[str, tuple[Any, ...]],
+    *,
+    deleted: int,
+) -> None:
+    if not rows:
+        return
+    names = ["subject_email", "id", *columns, "deleted", "last_seq"]
+    updates = ", ".join(
+        f"{_quote(n)} = excluded.{_quote(n)}" for n in [*columns, "deleted", "last_seq"]
+    )
+    conn.executemany(
+        f"INSERT INTO {_quote(table)} ({', '.join(_quote(n) for n in names)}) "
+        f"VALUES ({', '.join('?' * len(names))}) "
+        f"ON CONFLICT (subject_email, id) DO UPDATE SET {updates}",
+        [(subject, item_id, *values, deleted, seq) for item_id, values in rows.items()],
+    )
+
+
+def _normalise(service: str, item: Item) -> dict[str, Any]:
+    """The item's fields as SQLite stores them, so a re-read compares equal; Internal if unknown."""
+    columns = COLUMNS[service]
+    unknown = sorted(set(item.fields) - set(columns))
+    if unknown:
+        raise Internal(
+            f"{service} item {item.id} has fields that are not columns of "
+            f"{ITEM_TABLES[service]}: {', '.join(unknown)}"
+        )
+    return {
+        name: _to_sql(service, item.id, name, columns[name], v) for name, v in item.fields.items()
+    }
+
+
+def _to_sql(service: str, item_id: str, name: str, kind: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, list | tuple | dict):
+        return orjson.dumps(value).decode()
+    if kind == "INTEGER":
+        if isinstance(value, bool | int):
+            return int(value)
+        if isinstance(value, str) and value.lstrip("-").isdigit():
+            return int(value)
+    elif isinstance(value, str):
+        return value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise Internal(
+        f"{service} item {item_id}: field {name} = {value!r} does not fit a {kind} column"
+    )

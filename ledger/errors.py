@@ -1,0 +1,63 @@
+"""Errors the ledger raises; each carries its facts and reads as one line for an operator."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger reports to a user."""
+
+    exit_code = 1
+
+
+class NotALedger(LedgerError):
+    """The file is not SQLite, or is SQLite but not a Sweepledger ledger."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"{path} is not a Sweepledger ledger: {why}")
+        self.path = path
+
+
+class NoLedger(LedgerError):
+    """A read-only command was pointed at a path where no ledger exists."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"no ledger at {path} (a `sweep run` creates one)")
+        self.path = path
+
+
+class MissingFolder(LedgerError):
+    """The ledger's folder does not exist (a run never creates folders)."""
+
+    exit_code = 2
+
+    def __init__(self, path: str, folder: str) -> None:
+        super().__init__(f"cannot use {path}: folder {folder} does not exist")
+
+
+class SchemaTooNew(LedgerError):
+    """The ledger was written by a newer Sweepledger."""
+
+    def __init__(self, path: str, found: int, supported: int) -> None:
+        super().__init__(
+            f"{path} has ledger schema version {found}; this Sweepledger reads up to "
+            f"{supported}: upgrade Sweepledger"
+        )
+
+
+class ChainBroken(LedgerError):
+    """An event's hash does not follow from its predecessor: a row was changed."""
+
+    def __init__(self, seq: int) -> None:
+        super().__init__(f"hash chain broken at seq {seq}")
+        self.seq = seq
+
+
+class AlreadyRunning(LedgerError):
+    """Another process holds the ledger's writer lock."""
+
+    exit_code = 4
+
+    def __init__(self, path: str, holder: str) -> None:
+        super().__init__(f"another run holds the ledger {path}: {holder}")
+        self.path = path
+        self.holder = holder

@@ -1,0 +1,85 @@
+"""The read side as a Python API: status, replay and check of a ledger file.
+
+The `sweep` commands are thin shells over these functions; a program can call them directly::
+
+    from sweepledger.projections.api import read_status, check_ledger
+    report = read_status("sweep.db")
+    print(report.verdict, report.completeness.complete_subjects_count)
+    assert check_ledger("sweep.db", require_complete=True).ok
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sweepledger.ledger.lock import is_locked, lock_path, read_holder
+from sweepledger.ledger.store import SqliteStore
+
+from .check import CheckResult, Violation, check_store
+from .completeness import completeness
+from .fold import State, fold
+from .status import StatusReport, build_report, gather_from_state, gather_from_tables
+from .attach import open_for_reading, projections_current
+
+
+def live_run_ids(db_path: str | Path) -> set[str]:
+    """The run whose process holds the ledger's writer lock now, if any."""
+    if not is_locked(db_path):
+        return set()
+    holder = read_holder(lock_path(db_path)).get("run_id")
+    return {str(holder)} if holder else set()
+
+
+def fold_store(store: SqliteStore, as_of: int | None = None) -> State:
+    """Every projection rebuilt in memory from seq 1 (up to `as_of`)."""
+    return fold(store.read(1, as_of))
+
+
+def read_status(db_path: str | Path, *, as_of: int | None = None) -> StatusReport:
+    """The status report; from the projection tables, or folded up to `as_of`."""
+    with open_for_reading(db_path) as store:
+        if as_of is None and projections_current(store):
+            return build_report(gather_from_tables(store.conn), live_run_ids=live_run_ids(db_path))
+        state = fold_store(store, as_of)
+        live = live_run_ids(db_path) if as_of is None else {
+            r.run_id for r in state.runs.values() if r.status == "running"}
+        return build_report(gather_from_state(state), live_run_ids=live)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    report: StatusReport
+    events: int
+    seconds: float
+
+
+def replay(db_path: str | Path, *, as_of: int | None = None) -> ReplayResult:
+    """Rebuild everything from seq 1 in memory (audit and time travel)."""
+    with open_for_reading(db_path) as store:
+        started = time.perf_counter()
+        state = fold_store(store, as_of)
+        seconds = time.perf_counter() - started
+        live = live_run_ids(db_path) if as_of is None else {
+            r.run_id for r in state.runs.values() if r.status == "running"}
+        report = build_report(gather_from_state(state), live_run_ids=live)
+        return ReplayResult(report, state.head, seconds)
+
+
+def check_ledger(db_path: str | Path, *, require_complete: bool = False) -> CheckResult:
+    """Integrity and invariants; with `require_complete`, the latest sweep must be COMPLETE."""
+    with open_for_reading(db_path) as store:
+        live = live_run_ids(db_path)
+        result = check_store(store, live)
+    if require_complete:
+        state = result.state
+        sweep = state.sweep
+        if sweep is None:
+            result.violations.append(Violation(state.head, "complete", "the ledger has no sweep"))
+        elif sweep.closed != "complete":
+            figures = completeness(state.counters, sweep.services, run_live=bool(live))
+            why = "; ".join(figures.failures()) or "it was not closed complete"
+            result.violations.append(Violation(
+                state.head, "complete", f"sweep {sweep.sweep_id} is not COMPLETE: {why}"))
+    return result

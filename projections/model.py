@@ -1,0 +1,101 @@
+"""The rows the projections derive: a sweep, its pairs, runs, cursors, operator flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SERVICES: tuple[str, ...] = ("gmail", "calendar", "chat", "drive")
+
+NOT_STARTED = "NOT_STARTED"
+IN_PROGRESS = "IN_PROGRESS"
+COMPLETE = "COMPLETE"
+PARTIAL = "PARTIAL"
+BLOCKED = "BLOCKED"
+PAUSED = "PAUSED"
+ERR_PREFIX = "ERR:"
+
+RUN_STATUSES = ("running", "completed", "paused", "interrupted", "failed", "aborted")
+
+
+def service_rank(service: str) -> int:
+    """Position in the canonical order; unknown services sort last."""
+    return SERVICES.index(service) if service in SERVICES else len(SERVICES)
+
+
+def subject_order(subject: str) -> tuple[str, str]:
+    """Subjects sort by email case-folded (ties broken by the exact text)."""
+    return (subject.casefold(), subject)
+
+
+@dataclass(slots=True)
+class SweepInfo:
+    """The latest sweep: its frozen roster and scope, and how it closed."""
+
+    sweep_id: str
+    opened_seq: int
+    opened_ts: str
+    roster: list[str]
+    services: list[str]
+    source: str
+    options: dict[str, Any]
+    closed: str | None = None
+    closed_seq: int | None = None
+    closed_ts: str | None = None
+
+
+@dataclass(slots=True)
+class PairRow:
+    """One pair's state in the current sweep."""
+
+    service: str
+    subject: str
+    state: str = NOT_STARTED
+    attempts: int = 0
+    items: int = 0
+    last_run_id: str | None = None
+    open_run_id: str | None = None
+    open_seq: int | None = None
+    attempt_count: int = 0
+    last_page_exhausted: bool = False
+    exhausted: bool = False
+    interrupted: bool = False
+    last_err: str | None = None
+    last_detail: str | None = None
+    skip_reason: str | None = None
+    checkpoint: dict[str, Any] | None = None
+    units_done: list[str] = field(default_factory=list)
+    outstanding: list[str] = field(default_factory=list)
+    permanent_failures: int = 0
+    updated_seq: int = 0
+
+
+@dataclass(slots=True)
+class RunRow:
+    """One process invocation of `sweep run` (or a daemon cycle) and what it did."""
+
+    run_id: str
+    sweep_id: str | None
+    started_seq: int
+    started_ts: str
+    pid: int | None = None
+    host: str | None = None
+    argv: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    trigger: str = "cli"
+    status: str = "running"
+    reason: str | None = None
+    ended_seq: int | None = None
+    ended_ts: str | None = None
+    last_seq: int = 0
+    last_ts: str = ""
+    counters: dict[str, int] = field(default_factory=dict)
+    by_service: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class CursorRow:
+    """A pair's (or unit's) current cursor value, and the event that set it."""
+
+    value: str
+    seq: int

@@ -1,0 +1,277 @@
+"""The status report: one verdict line, the COMPLETE figures, per-service table, problem pairs, runs.
+
+It is built from the same `Gathered` facts whether they come from the projection tables (a few
+indexed reads, so it costs the same at any ledger size) or from an in-memory fold (`--as-of`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .completeness import Completeness, completeness
+from .fold import State
+from .model import COMPLETE, NOT_STARTED, PairRow, RunRow, SweepInfo, subject_order
+from .tables import _unjson, load_sweep, pair_from_row, run_from_row
+
+PROBLEM_LIMIT = 20
+RUN_LIMIT = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    """The facts a report needs, however they were read."""
+
+    head: int
+    head_ts: str
+    sweep: SweepInfo | None
+    counters: dict[str, int]
+    problems: list[PairRow]
+    runs: list[RunRow]
+    blocked: dict[tuple[str, str | None], str]
+    paused: dict[str, str]
+    heartbeat: dict[str, Any] | None = None
+
+
+def gather_from_state(state: State) -> Gathered:
+    problems = sorted(
+        (r for r in state.pairs.values() if r.state != COMPLETE),
+        key=lambda r: (subject_order(r.subject), r.service),
+    )[:PROBLEM_LIMIT]
+    runs = sorted(state.runs.values(), key=lambda r: r.started_seq, reverse=True)[:RUN_LIMIT]
+    return Gathered(
+        state.head,
+        state.head_ts,
+        state.sweep,
+        dict(state.counters),
+        problems,
+        runs,
+        dict(state.blocked),
+        dict(state.paused),
+        state.heartbeat,
+    )
+
+
+def gather_from_tables(conn: sqlite3.Connection) -> Gathered:
+    meta = dict(conn.execute("SELECT key, value FROM projection_state").fetchall())
+    sweep, counters = load_sweep(conn)
+    problems = [
+        pair_from_row(r)
+        for r in conn.execute(
+            "SELECT * FROM pair_state WHERE state != 'COMPLETE' "
+            "ORDER BY lower(subject), subject, service LIMIT ?",
+            (PROBLEM_LIMIT,),
+        )
+    ]
+    runs = [
+        run_from_row(r)
+        for r in conn.execute("SELECT * FROM runs ORDER BY started_seq DESC LIMIT ?", (RUN_LIMIT,))
+    ]
+    blocked: dict[tuple[str, str | None], str] = {}
+    paused: dict[str, str] = {}
+    for subject, service, flag, reason in conn.execute("SELECT * FROM operator_flags"):
+        if flag == "blocked":
+            blocked[(subject, service or None)] = reason
+        else:
+            paused[subject] = reason
+    return Gathered(
+        int(meta.get("head", 0)),
+        meta.get("head_ts", ""),
+        sweep,
+        counters,
+        problems,
+        runs,
+        blocked,
+        paused,
+        _unjson(meta.get("heartbeat")),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """What `sweep status` prints, as data (`--json` prints exactly this)."""
+
+    verdict: str
+    headline: str
+    head: int
+    sweep: dict[str, Any] | None
+    completeness: Completeness | None
+    services: list[dict[str, Any]]
+    problems: list[dict[str, Any]]
+    problems_total: int
+    not_started: int
+    runs: list[dict[str, Any]]
+    blocked: list[dict[str, Any]] = field(default_factory=list)
+    paused: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "headline": self.headline,
+            "head_seq": self.head,
+            "sweep": self.sweep,
+            "invariants": None if self.completeness is None else self.completeness.as_dict(),
+            "services": self.services,
+            "problems": self.problems,
+            "problems_total": self.problems_total,
+            "not_started": self.not_started,
+            "blocked": self.blocked,
+            "paused": self.paused,
+            "runs": self.runs,
+        }
+
+
+def _age(ts: str, now: datetime) -> float | None:
+    if not ts:
+        return None
+    then = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    return round((now - then).total_seconds(), 1)
+
+
+def run_summary(run: RunRow, now: datetime) -> dict[str, Any]:
+    """A run as the history shows it: status, duration, counters, items per second."""
+    end = run.ended_ts or run.last_ts
+    duration = None
+    if run.started_ts and end:
+        start = datetime.fromisoformat(run.started_ts.replace("Z", "+00:00"))
+        duration = round(
+            (datetime.fromisoformat(end.replace("Z", "+00:00")) - start).total_seconds(), 3
+        )
+    fetched = run.counters.get("fetched", 0)
+    rate = round(fetched / duration, 1) if duration else None
+    return {
+        "run_id": run.run_id,
+        "sweep_id": run.sweep_id,
+        "status": run.status,
+        "reason": run.reason,
+        "trigger": run.trigger,
+        "pid": run.pid,
+        "host": run.host,
+        "started": run.started_ts,
+        "ended": run.ended_ts,
+        "duration_s": duration,
+        "last_event_age_s": _age(run.last_ts, now),
+        "items_per_s": rate,
+        "requests": run.counters.get("requests", 0),
+        "rate_limited": run.counters.get("rate_limited", 0),
+        "quota_units": run.counters.get("quota_units", 0),
+        "counters": dict(run.counters),
+        "by_service": run.by_service,
+        "options": run.options,
+    }
+
+
+def build_report(
+    g: Gathered, *, live_run_ids: set[str], now: datetime | None = None
+) -> StatusReport:
+    """The report; `live_run_ids` are the runs whose process holds the ledger lock now."""
+    now = now or datetime.now(UTC)
+    runs = [run_summary(r, now) for r in g.runs]
+    open_runs = [r for r in g.runs if r.status == "running"]
+    live = [r for r in open_runs if r.run_id in live_run_ids]
+    stale = [r for r in open_runs if r.run_id not in live_run_ids]
+    if g.sweep is None:
+        verdict = "RUNNING" if live else "EMPTY"
+        headline = "EMPTY: no sweep yet (`sweep run` starts one)" if not live else "RUNNING"
+        return StatusReport(verdict, headline, g.head, None, None, [], [], 0, 0, runs)
+    sweep = g.sweep
+    figures = completeness(g.counters, sweep.services, run_live=bool(live))
+    services = []
+    problems_total = 0
+    for s in sweep.services:
+        c = g.counters
+        row = {
+            "service": s,
+            "pairs": c.get(f"pairs:{s}", 0),
+            "complete": c.get(f"complete:{s}", 0),
+            "partial": c.get(f"partial:{s}", 0),
+            "in_progress": c.get(f"in_progress:{s}", 0),
+            "errors": c.get(f"errors:{s}", 0),
+            "exhausted": c.get(f"exhausted:{s}", 0),
+            "items": c.get(f"items:{s}", 0),
+        }
+        row["not_started"] = (
+            row["pairs"] - row["complete"] - row["partial"] - row["in_progress"] - row["errors"]
+        )
+        problems_total += row["pairs"] - row["complete"]
+        services.append(row)
+    not_started = sum(r["not_started"] for r in services)
+    counts = (
+        f"{figures.complete_subjects_count}/{figures.active_targets_total} subjects "
+        f"complete, {figures.partial_subjects_count} partial, "
+        f"{figures.errors_count} errors"
+    )
+    if live:
+        run = live[0]
+        age = _age(run.last_ts, now)
+        verdict = "RUNNING"
+        headline = f"RUNNING: run {run.run_id} (pid {run.pid}), last event {age}s ago; {counts}"
+    elif stale:
+        verdict = "INTERRUPTED"
+        headline = (
+            f"INTERRUPTED: run {stale[0].run_id} died without ending (the next "
+            f"`sweep run` closes it and continues); {counts}"
+        )
+    elif sweep.closed == "complete":
+        verdict = "COMPLETE"
+        headline = f"COMPLETE: sweep {sweep.sweep_id}, {counts}"
+    else:
+        verdict = "INCOMPLETE"
+        last = g.runs[0].status if g.runs else "none"
+        headline = f"INCOMPLETE: sweep {sweep.sweep_id}, last run {last}; {counts}"
+    problems = []
+    for r in g.problems:
+        state = r.state
+        if r.open_run_id and r.open_run_id not in live_run_ids:
+            state = "PARTIAL"
+        if g.paused.get(r.subject) is not None:
+            state = "PAUSED"
+        elif (r.subject, None) in g.blocked or (r.subject, r.service) in g.blocked:
+            state = "BLOCKED"
+        problems.append(
+            {
+                "service": r.service,
+                "subject": r.subject,
+                "state": state,
+                "attempts": r.attempts,
+                "last_err": r.last_err,
+                "detail": r.last_detail,
+                "interrupted": r.interrupted or bool(r.open_run_id and not live),
+                "outstanding": list(r.outstanding),
+                "checkpoint": r.checkpoint,
+            }
+        )
+    return StatusReport(
+        verdict=verdict,
+        headline=headline,
+        head=g.head,
+        sweep={
+            "sweep_id": sweep.sweep_id,
+            "source": sweep.source,
+            "services": sweep.services,
+            "subjects": len(sweep.roster),
+            "opened": sweep.opened_ts,
+            "closed": sweep.closed,
+            "options": sweep.options,
+        },
+        completeness=figures,
+        services=services,
+        problems=problems,
+        problems_total=problems_total,
+        not_started=not_started,
+        runs=runs,
+        blocked=[{"subject": s, "service": svc, "reason": r} for (s, svc), r in g.blocked.items()],
+        paused=[{"subject": s, "reason": r} for s, r in g.paused.items()],
+    )
+
+
+__all__ = [
+    "NOT_STARTED",
+    "Gathered",
+    "StatusReport",
+    "build_report",
+    "gather_from_state",
+    "gather_from_tables",
+]

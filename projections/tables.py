@@ -1,0 +1,361 @@
+"""Write-through of the fold into tables, in the appending transaction; and loading it back.
+
+The tables are derived data: if their version differs from `PROJECTION_VERSION`, they are dropped
+and rebuilt from the events. `sweep check` compares them, row for row, with a fresh rebuild.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from sweepledger.ledger.events import Event
+
+from .fold import State
+from .model import CursorRow, PairRow, RunRow, SweepInfo
+
+PROJECTION_VERSION = "1"
+
+DDL = """
+CREATE TABLE IF NOT EXISTS sweeps (
+    sweep_id TEXT PRIMARY KEY, opened_seq INTEGER NOT NULL, opened_ts TEXT NOT NULL,
+    source TEXT NOT NULL, services TEXT NOT NULL, roster TEXT NOT NULL, options TEXT NOT NULL,
+    closed TEXT, closed_seq INTEGER, closed_ts TEXT
+);
+CREATE TABLE IF NOT EXISTS sweep_counters (
+    sweep_id TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,
+    PRIMARY KEY (sweep_id, key)
+);
+CREATE TABLE IF NOT EXISTS pair_state (
+    service TEXT NOT NULL, subject TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER,
+    items INTEGER, last_run_id TEXT, open_run_id TEXT, open_seq INTEGER, attempt_count INTEGER,
+    last_page_exhausted INTEGER, exhausted INTEGER, interrupted INTEGER, last_err TEXT,
+    last_detail TEXT, skip_reason TEXT, checkpoint TEXT, units_done TEXT, outstanding TEXT,
+    permanent_failures INTEGER, updated_seq INTEGER,
+    PRIMARY KEY (service, subject)
+);
+CREATE INDEX IF NOT EXISTS pair_state_by_state ON pair_state (state, subject, service);
+CREATE TABLE IF NOT EXISTS sync_cursor (
+    service TEXT NOT NULL, subject TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (service, subject, key)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, sweep_id TEXT, status TEXT NOT NULL, reason TEXT, trigger TEXT,
+    started_seq INTEGER, started_ts TEXT, ended_seq INTEGER, ended_ts TEXT, last_seq INTEGER,
+    last_ts TEXT, pid INTEGER, host TEXT, argv TEXT, options TEXT, counters TEXT,
+    by_service TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_seq);
+CREATE TABLE IF NOT EXISTS operator_flags (
+    subject TEXT NOT NULL, service TEXT NOT NULL, flag TEXT NOT NULL, reason TEXT,
+    PRIMARY KEY (subject, service, flag)
+);
+CREATE TABLE IF NOT EXISTS projection_state (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+TABLES = (
+    "sweeps",
+    "sweep_counters",
+    "pair_state",
+    "sync_cursor",
+    "runs",
+    "operator_flags",
+    "projection_state",
+)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _unjson(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def pair_row(row: PairRow) -> tuple[Any, ...]:
+    return (
+        row.service,
+        row.subject,
+        row.state,
+        row.attempts,
+        row.items,
+        row.last_run_id,
+        row.open_run_id,
+        row.open_seq,
+        row.attempt_count,
+        int(row.last_page_exhausted),
+        int(row.exhausted),
+        int(row.interrupted),
+        row.last_err,
+        row.last_detail,
+        row.skip_reason,
+        None if row.checkpoint is None else _json(row.checkpoint),
+        _json(row.units_done),
+        _json(row.outstanding),
+        row.permanent_failures,
+        row.updated_seq,
+    )
+
+
+def run_row(run: RunRow) -> tuple[Any, ...]:
+    return (
+        run.run_id,
+        run.sweep_id,
+        run.status,
+        run.reason,
+        run.trigger,
+        run.started_seq,
+        run.started_ts,
+        run.ended_seq,
+        run.ended_ts,
+        run.last_seq,
+        run.last_ts,
+        run.pid,
+        run.host,
+        _json(run.argv),
+        _json(run.options),
+        _json(run.counters),
+        _json(run.by_service),
+    )
+
+
+def sweep_row(sweep: SweepInfo) -> tuple[Any, ...]:
+    return (
+        sweep.sweep_id,
+        sweep.opened_seq,
+        sweep.opened_ts,
+        sweep.source,
+        _json(sweep.services),
+        _json(sweep.roster),
+        _json(sweep.options),
+        sweep.closed,
+        sweep.closed_seq,
+        sweep.closed_ts,
+    )
+
+
+def flag_rows(state: State) -> list[tuple[Any, ...]]:
+    rows = [(s, svc or "", "blocked", r) for (s, svc), r in state.blocked.items()]
+    rows += [(s, "", "paused", r) for s, r in state.paused.items()]
+    return rows
+
+
+def state_rows(state: State) -> dict[str, set[tuple[Any, ...]]]:
+    """Every table's rows as the fold derives them (what `check` compares with the tables).
+
+    Counters of earlier sweeps are not kept in memory, so only the latest sweep's are compared.
+    """
+    sweeps = set() if state.sweep is None else {sweep_row(state.sweep)}
+    counters = set()
+    if state.sweep is not None:
+        counters = {(state.sweep.sweep_id, k, v) for k, v in state.counters.items()}
+    return {
+        "sweeps": sweeps,
+        "sweep_counters": counters,
+        "pair_state": {pair_row(r) for r in state.pairs.values()},
+        "sync_cursor": {(s, e, k, c.value) for (s, e, k), c in state.cursors.items()},
+        "runs": {run_row(r) for r in state.runs.values()},
+        "operator_flags": set(flag_rows(state)),
+    }
+
+
+def stored_rows(
+    conn: sqlite3.Connection, latest_sweep: str | None
+) -> dict[str, set[tuple[Any, ...]]]:
+    """The same, read from the tables."""
+
+    def rows(sql: str, params: Sequence[Any] = ()) -> set[tuple[Any, ...]]:
+        return {tuple(r) for r in conn.execute(sql, params)}
+
+    return {
+        "sweeps": rows("SELECT * FROM sweeps WHERE sweep_id = ?", (latest_sweep,)),
+        "sweep_counters": rows("SELECT * FROM sweep_counters WHERE sweep_id = ?", (latest_sweep,)),
+        "pair_state": rows("SELECT * FROM pair_state"),
+        "sync_cursor": rows("SELECT * FROM sync_cursor"),
+        "runs": rows("SELECT * FROM runs"),
+        "operator_flags": rows("SELECT * FROM operator_flags"),
+    }
+
+
+def ensure_tables(conn: sqlite3.Connection) -> bool:
+    """Create the tables; returns True when they had to be (re)built from nothing."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'projection_version'").fetchone()
+    fresh = row is None or row[0] != PROJECTION_VERSION
+    if fresh:
+        for table in TABLES:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+    for statement in DDL.split(";\n"):
+        if statement.strip():
+            conn.execute(statement)
+    if fresh:
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('projection_version', ?)",
+            (PROJECTION_VERSION,),
+        )
+    return fresh
+
+
+def write_dirty(conn: sqlite3.Connection, state: State) -> None:
+    """Write the rows the last events changed, then forget them."""
+    if state.pairs_reset:
+        conn.execute("DELETE FROM pair_state")
+    if state.dirty_pairs:
+        conn.executemany(
+            f"INSERT OR REPLACE INTO pair_state VALUES ({','.join('?' * 20)})",
+            [pair_row(state.pairs[k]) for k in state.dirty_pairs],
+        )
+    if state.dirty_sweep and state.sweep is not None:
+        conn.execute(
+            f"INSERT OR REPLACE INTO sweeps VALUES ({','.join('?' * 10)})", sweep_row(state.sweep)
+        )
+        conn.execute("DELETE FROM sweep_counters WHERE sweep_id = ?", (state.sweep.sweep_id,))
+        conn.executemany(
+            "INSERT INTO sweep_counters VALUES (?, ?, ?)",
+            [(state.sweep.sweep_id, k, v) for k, v in state.counters.items()],
+        )
+    for key in state.dirty_cursors:
+        cursor = state.cursors.get(key)
+        if cursor is None:
+            conn.execute("DELETE FROM sync_cursor WHERE service=? AND subject=? AND key=?", key)
+        else:
+            conn.execute(
+                "INSERT OR REPLACE INTO sync_cursor VALUES (?, ?, ?, ?)", (*key, cursor.value)
+            )
+    if state.dirty_runs:
+        conn.executemany(
+            f"INSERT OR REPLACE INTO runs VALUES ({','.join('?' * 17)})",
+            [run_row(state.runs[r]) for r in state.dirty_runs],
+        )
+    if state.dirty_flags:
+        conn.execute("DELETE FROM operator_flags")
+        conn.executemany("INSERT INTO operator_flags VALUES (?, ?, ?, ?)", flag_rows(state))
+    conn.executemany(
+        "INSERT OR REPLACE INTO projection_state VALUES (?, ?)",
+        [
+            ("head", str(state.head)),
+            ("head_ts", state.head_ts),
+            ("heartbeat", _json(state.heartbeat)),
+        ],
+    )
+    state.clear_dirty()
+
+
+def load_state(conn: sqlite3.Connection) -> State:
+    """The writer's in-memory state, read back from the tables (not from the events).
+
+    Ended runs stay in the tables only: events never touch a run after its RUN_END.
+    """
+    state = State()
+    meta = dict(conn.execute("SELECT key, value FROM projection_state").fetchall())
+    state.head = int(meta.get("head", 0))
+    state.head_ts = meta.get("head_ts", "")
+    state.heartbeat = _unjson(meta.get("heartbeat"))
+    state.sweep, state.counters = load_sweep(conn)
+    if state.sweep is not None:
+        state._roster_set = set(state.sweep.roster)
+    for r in conn.execute("SELECT * FROM pair_state"):
+        state.pairs[(r[0], r[1])] = pair_from_row(r)
+    for s, e, k, v in conn.execute("SELECT * FROM sync_cursor"):
+        state.cursors[(s, e, k)] = CursorRow(v, 0)
+    for r in conn.execute("SELECT * FROM runs WHERE status = 'running'"):
+        state.runs[r[0]] = run_from_row(r)
+    for subject, service, flag, reason in conn.execute("SELECT * FROM operator_flags"):
+        if flag == "blocked":
+            state.blocked[(subject, service or None)] = reason
+        else:
+            state.paused[subject] = reason
+    return state
+
+
+def load_sweep(conn: sqlite3.Connection) -> tuple[SweepInfo | None, dict[str, int]]:
+    """The latest sweep and its counters."""
+    row = conn.execute("SELECT * FROM sweeps ORDER BY opened_seq DESC LIMIT 1").fetchone()
+    if row is None:
+        return None, {}
+    sweep = SweepInfo(
+        sweep_id=row[0],
+        opened_seq=row[1],
+        opened_ts=row[2],
+        source=row[3],
+        services=_unjson(row[4]),
+        roster=_unjson(row[5]),
+        options=_unjson(row[6]),
+        closed=row[7],
+        closed_seq=row[8],
+        closed_ts=row[9],
+    )
+    counters = dict(
+        conn.execute(
+            "SELECT key, value FROM sweep_counters WHERE sweep_id = ?", (sweep.sweep_id,)
+        ).fetchall()
+    )
+    return sweep, counters
+
+
+def pair_from_row(r: Sequence[Any]) -> PairRow:
+    return PairRow(
+        service=r[0],
+        subject=r[1],
+        state=r[2],
+        attempts=r[3],
+        items=r[4],
+        last_run_id=r[5],
+        open_run_id=r[6],
+        open_seq=r[7],
+        attempt_count=r[8],
+        last_page_exhausted=bool(r[9]),
+        exhausted=bool(r[10]),
+        interrupted=bool(r[11]),
+        last_err=r[12],
+        last_detail=r[13],
+        skip_reason=r[14],
+        checkpoint=_unjson(r[15]),
+        units_done=_unjson(r[16]),
+        outstanding=_unjson(r[17]),
+        permanent_failures=r[18],
+        updated_seq=r[19],
+    )
+
+
+def run_from_row(r: Sequence[Any]) -> RunRow:
+    return RunRow(
+        run_id=r[0],
+        sweep_id=r[1],
+        status=r[2],
+        reason=r[3],
+        trigger=r[4],
+        started_seq=r[5],
+        started_ts=r[6],
+        ended_seq=r[7],
+        ended_ts=r[8],
+        last_seq=r[9],
+        last_ts=r[10],
+        pid=r[11],
+        host=r[12],
+        argv=_unjson(r[13]),
+        options=_unjson(r[14]),
+        counters=_unjson(r[15]),
+        by_service=_unjson(r[16]),
+    )
+
+
+class Projector:
+    """Keeps the projection tables in step with the events, inside each append.
+
+    Attach it to a store once; every append through the store then folds its events and writes the
+    changed rows before COMMIT. If another process appended in between (the head moved), the state
+    is read back from the tables first.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, rebuild: Iterable[Event] | None = None) -> None:
+        self.state = load_state(conn)
+
+    def on_append(self, conn: sqlite3.Connection, events: Sequence[Event]) -> None:
+        if events[0].seq != self.state.head + 1:
+            self.state = load_state(conn)
+        for event in events:
+            self.state.apply(event)
+        write_dirty(conn, self.state)

@@ -19,17 +19,17 @@ def status_text(report: StatusReport) -> str:
     total = c.active_targets_total
     mark = lambda good: "ok" if good else "NOT MET"  # noqa: E731
     lines.append("invariants:")
-    lines.append(f"  active_targets_total     {total:>7}")
-    lines.append(f"  attempted_count          {c.attempted_count:>7}  {mark(c.attempted_count == total)}")
-    lines.append(f"  complete_subjects_count  {c.complete_subjects_count:>7}  "
+    lines.append(f"  active_targets_total            {total:>7}")
+    lines.append(f"  attempted_count                 {c.attempted_count:>7}  {mark(c.attempted_count == total)}")
+    lines.append(f"  complete_subjects_count         {c.complete_subjects_count:>7}  "
                  f"{mark(c.complete_subjects_count == total)}")
-    lines.append(f"  partial_subjects_count   {c.partial_subjects_count:>7}  "
+    lines.append(f"  partial_subjects_count          {c.partial_subjects_count:>7}  "
                  f"{mark(c.partial_subjects_count == 0)}")
-    lines.append(f"  errors_count             {c.errors_count:>7}  {mark(c.errors_count == 0)}")
+    lines.append(f"  errors_count                    {c.errors_count:>7}  {mark(c.errors_count == 0)}")
     for service in sweep["services"]:
         got = c.pagination_exhausted.get(service, 0)
         want = c.pairs_per_service.get(service, 0)
-        lines.append(f"  pagination_exhausted[{service}]".ljust(27) + f"{got:>7}  "
+        lines.append(f"  pagination_exhausted[{service}]".ljust(34) + f"{got:>7}  "
                      f"{mark(got == want)}")
     if c.blocked_pairs or c.paused_subjects:
         lines.append(f"  excluded: {c.blocked_pairs} blocked pairs, {c.paused_subjects} paused "

@@ -7,7 +7,8 @@ commit together (DESIGN 3), so "persisted" is exact. Rows are keyed by (subject_
   NULL) and clears `deleted`.
 - A tombstone sets `deleted = 1` and keeps every other column (fields it carries are merged in); for
   an id never seen it still records a row, so the deletion is known.
-- `last_seq` is the ledger seq of the page that last changed the row; an unchanged row is not written.
+- `last_seq` is the ledger seq of the page that last changed the row; an unchanged row is not
+  written at all.
 
 `WriteStats` is computed against the rows as they were, so writing the same page twice reports
 everything `unchanged` the second time.
@@ -64,7 +65,7 @@ COLUMNS: Mapping[str, Mapping[str, str]] = {
         "drive_id": "TEXT",
     },
 }
-"""Each service's item columns besides subject_email, id, deleted and last_seq. Lists are JSON text."""
+"""Each service's columns besides subject_email, id, deleted and last_seq; lists are JSON text."""
 
 ITEM_TABLES: Mapping[str, str] = {
     "gmail": "gmail_messages",
@@ -120,7 +121,7 @@ def write_items(
     items: Sequence[Item],
     seq: int | None = None,
 ) -> WriteStats:
-    """Upsert a page's items for `subject`; one SELECT for the page's ids, executemany for writes."""
+    """Upsert a page's items of `subject`: one SELECT for the page's ids, executemany to write."""
     if service not in ITEM_TABLES:
         raise Internal(f"no item table for service {service!r}")
     if not conn.in_transaction:
@@ -149,16 +150,17 @@ def write_items(
                 tombstones.pop(item.id, None)
         counts[outcome] += 1
         rows[item.id] = after
-    _upsert(conn, table, columns, subject, seq, live_rows, deleted=0)
-    _upsert(
-        conn,
-        table,
-        columns,
-        subject,
-        seq,
-        {key: tuple(row[name] for name in columns) for key, row in tombstones.items()},
-        deleted=1,
-    )
+    dead = {key: tuple(row[name] for name in columns) for key, row in tombstones.items()}
+    for rows_to_write, deleted in ((live_rows, 0), (dead, 1)):
+        _upsert(
+            conn,
+            table=table,
+            columns=columns,
+            subject=subject,
+            seq=seq,
+            rows=rows_to_write,
+            deleted=deleted,
+        )
     return WriteStats(fetched=len(items), **counts)
 
 
@@ -188,14 +190,15 @@ def _existing_rows(
 
 def _upsert(
     conn: sqlite3.Connection,
+    *,
     table: str,
     columns: Mapping[str, str],
     subject: str,
     seq: int | None,
     rows: Mapping[str, tuple[Any, ...]],
-    *,
     deleted: int,
 ) -> None:
+    """Write whole rows (every column) for these ids with one executemany."""
     if not rows:
         return
     names = ["subject_email", "id", *columns, "deleted", "last_seq"]

@@ -1,8 +1,8 @@
 """Calendar in the demo workspace: one primary calendar per subject.
 
 As in Google Calendar, a cancelled event is kept (status "cancelled") so an incremental sync can
-report it; a full listing leaves it out. Each event remembers the generation of its last change, which
-is what a sync token taken at an earlier generation is compared with.
+report it; a full listing leaves it out. Each event remembers the generation of its last change,
+which is what a sync token taken at an earlier generation is compared with.
 """
 
 from __future__ import annotations
@@ -100,7 +100,9 @@ def build_calendar(seed: int, count: int, subject: str, generation: int) -> Cale
             actions, spread(rng, len(actions), *window(g)), strict=True
         ):
             if action == "add":
-                event = _new_event(rng, count, subject, events, at, g)
+                event = _new_event(
+                    rng, count=count, subject=subject, events=events, at=at, generation=g
+                )
                 events[event.id] = event
             elif action == "update":
                 shift = rng.choice((-2, -1, 1, 2, 24)) * HOUR_US
@@ -130,6 +132,7 @@ def _later_actions(rng: random.Random, existing: list[str]) -> list[tuple[str, s
 
 def _new_event(
     rng: random.Random,
+    *,
     count: int,
     subject: str,
     events: dict[str, CalendarEvent],

@@ -1,8 +1,8 @@
 """Google Chat in the demo workspace: each subject is a member of 1-4 spaces of its own.
 
-Spaces are fixed at generation 1; later generations only post new messages (every generation posts at
-least one in the subject's first space). Messages are ordered by `create_time`, which has microsecond
-precision as in the Chat API; an incremental read asks for `create_time >= cursor`.
+Spaces are fixed at generation 1; later generations only post new messages (every generation posts
+at least one in the subject's first space). Messages are ordered by `create_time`, which has
+microsecond precision as in the Chat API; an incremental read asks for `create_time >= cursor`.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class ChatData:
 
 @lru_cache(maxsize=1024)
 def build_chat(seed: int, count: int, subject: str, generation: int) -> ChatData:
-    """The chat spaces of `subject` at `generation`, replayed from generation 1 (a pure function)."""
+    """The spaces of `subject` at `generation`, replayed from generation 1 (a pure function)."""
     rng = pair_rng(seed, "chat", subject, 1)
     names = sorted({"spaces/AAAA" + random_id(rng, 7) for _ in range(rng.randint(1, 4))})
     members = {name: (subject, *other_subjects(rng, subject, count, 4)) for name in names}
@@ -92,11 +92,20 @@ def build_chat(seed: int, count: int, subject: str, generation: int) -> ChatData
         rng = pair_rng(seed, "chat", subject, g, "messages")
         for index, name in enumerate(names):
             if g == 1:
-                count_new = rng.randint(2, 45)
+                count_new = rng.randint(2, 40)
             else:
                 count_new = rng.randint(1, 4) if index == 0 else rng.randint(0, 3)
             for at in spread_micros(rng, count_new, *window(g)):
-                posted[name].append(_new_message(rng, name, members[name], posted[name], at, taken))
+                posted[name].append(
+                    _new_message(
+                        rng,
+                        space=name,
+                        members=members[name],
+                        earlier=posted[name],
+                        at=at,
+                        taken=taken,
+                    )
+                )
     spaces = []
     for name in names:
         messages = tuple(sorted(posted[name], key=lambda m: (m.create_time, m.name)))
@@ -106,6 +115,7 @@ def build_chat(seed: int, count: int, subject: str, generation: int) -> ChatData
 
 def _new_message(
     rng: random.Random,
+    *,
     space: str,
     members: tuple[str, ...],
     earlier: list[ChatMessage],

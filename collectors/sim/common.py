@@ -60,7 +60,7 @@ def rfc3339(us: int, digits: int = 3) -> str:
 
 
 def parse_rfc3339(text: str) -> int:
-    """Microseconds since the epoch of an RFC 3339 timestamp with an offset; ValueError otherwise."""
+    """Microseconds since the epoch of an RFC 3339 timestamp with an offset, else ValueError."""
     if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)", text):
         raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
     head, _, rest = text.partition(".")
@@ -74,7 +74,7 @@ def parse_rfc3339(text: str) -> int:
 
 
 def pair_rng(seed: int, service: str, subject: str, generation: int, *extra: str) -> random.Random:
-    """The random stream of one pair's generation: independent of every other pair and generation."""
+    """The random stream of one pair's generation, independent of every other one."""
     return random.Random("|".join(("sim", str(seed), service, subject, str(generation), *extra)))
 
 
@@ -119,10 +119,10 @@ def other_subjects(rng: random.Random, subject: str, count: int, k: int) -> list
 
 
 def pair_size(rng: random.Random) -> int:
-    """Items of one stream at generation 1: mostly 1-4 pages of 25, one stream in ten 6-9 pages."""
+    """Items of one stream at generation 1: mostly 1-4 pages of 25, one stream in ten 6-8 pages."""
     if rng.random() < 0.1:
-        return rng.randint(130, 220)
-    return rng.randint(3, 90)
+        return rng.randint(130, 200)
+    return rng.randint(3, 80)
 
 
 def spread(rng: random.Random, n: int, start: int, end: int) -> list[int]:
@@ -137,7 +137,7 @@ def spread_micros(rng: random.Random, n: int, start: int, end: int) -> list[int]
 
 
 def random_id(rng: random.Random, length: int) -> str:
-    """A random identifier of `length` characters from [A-Za-z0-9_-] (Drive's and Chat's alphabet)."""
+    """A random identifier of `length` characters from [A-Za-z0-9_-] (Drive's and Chat's ids)."""
     return base64.urlsafe_b64encode(rng.randbytes(length)).decode()[:length]
 
 

@@ -1,9 +1,10 @@
 """The `sim://` URL: which demo workspace to serve, how to page it, and which faults to inject.
 
-`sim://?subjects=20&seed=1&generation=1&page_size=25&latency_ms=0&rate_limit=0&errors=0&expire_tokens=0
-&expire_cursors=0&item_errors=0&suspended=a@x,b@y`; every parameter is optional and `sim://` alone is
-the default workspace. The canonical form omits defaults and sorts the rest, so two spellings of the
-same workspace give the same `url` (it is recorded in SWEEP_OPEN and compared on resume).
+`sim://?subjects=20&seed=1&generation=1&page_size=25&latency_ms=0&rate_limit=0&errors=0
+&expire_tokens=0&expire_cursors=0&item_errors=0&suspended=a@x,b@y`; every parameter is optional and
+`sim://` alone is the default workspace. The canonical form omits defaults and sorts the rest, so
+two spellings of the same workspace give the same `url` (recorded in SWEEP_OPEN, compared on
+resume).
 """
 
 from __future__ import annotations

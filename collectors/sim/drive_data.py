@@ -1,10 +1,10 @@
 """Google Drive in the demo workspace: each subject's My Drive plus one shared drive's files.
 
-Every file remembers the generation and instant of its last change, which is what the changes feed
-(`changes.list` from a start page token) reports. From generation 2 each subject gets one upload that
-kept its original `modifiedTime` (a file copied in from a laptop): older than anything the previous
-generation held, yet a change of this generation. A sync filtering on modifiedTime misses it; the
-changes feed does not.
+Every file remembers the generation and instant of its last change, which is what the changes
+feed (`changes.list` from a start page token) reports. From generation 2 each subject gets one
+upload that kept its original `modifiedTime` (a file copied in from a laptop): older than the
+previous generation's newest file, yet a change of this generation. A sync filtering on
+modifiedTime misses it; the changes feed does not.
 """
 
 from __future__ import annotations
@@ -130,7 +130,17 @@ def build_drive(seed: int, count: int, subject: str, generation: int) -> Drive:
                 if action == "old_upload":
                     earliest = window(1)[0]
                     modified = rng.randint(earliest, max(earliest, before - HOUR_US)) // 1000 * 1000
-                new = _new_file(rng, subject, shared_drive, folders, files, action, modified, at, g)
+                new = _new_file(
+                    rng,
+                    subject=subject,
+                    shared_drive=shared_drive,
+                    folders=folders,
+                    files=files,
+                    action=action,
+                    modified=modified,
+                    at=at,
+                    generation=g,
+                )
                 files[new.id] = new
                 if new.mime_type == FOLDER:
                     folders.append(new.id)
@@ -169,6 +179,7 @@ def _later_actions(rng: random.Random, existing: list[str]) -> list[tuple[str, s
 
 def _new_file(
     rng: random.Random,
+    *,
     subject: str,
     shared_drive: str,
     folders: list[str],

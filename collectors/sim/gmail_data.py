@@ -95,7 +95,7 @@ class Mailbox:
         return self.history[bisect.bisect_right(self.history, start, key=lambda r: r.id) :]
 
     def changed_after(self, start: int) -> list[tuple[str, GmailMessage | None]]:
-        """Each message touched after `start` once, by its last record: the message, or None if gone."""
+        """Each message touched after `start`, once, by its last record; None for a deleted one."""
         last: dict[str, int] = {}
         for record in self.history_after(start):
             last.pop(record.message_id, None)
@@ -120,7 +120,9 @@ def build_mailbox(seed: int, count: int, subject: str, generation: int) -> Mailb
         ):
             history_id += rng.randint(1, 5)
             if action == "add":
-                message = _new_message(rng, count, subject, live, at, history_id)
+                message = _new_message(
+                    rng, count=count, subject=subject, live=live, at=at, history_id=history_id
+                )
                 live[message.id] = message
                 history.append(
                     HistoryRecord(history_id, "messageAdded", message.id, message.thread_id)
@@ -149,6 +151,7 @@ def _later_actions(rng: random.Random, existing: list[str]) -> list[tuple[str, s
 
 def _new_message(
     rng: random.Random,
+    *,
     count: int,
     subject: str,
     live: dict[str, GmailMessage],

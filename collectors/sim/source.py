@@ -1,10 +1,10 @@
 """`SimSource`: the demo workspace behind the Source protocol, paged as Google pages it.
 
 A pass over a pair (or a chat space) is a full sync when the request's cursor is empty and an
-incremental sync otherwise; either way it is a fixed, ordered list of entries (the workspace does not
-change under a source instance) cut into pages of `page_size`. Page tokens are `<offset>~<mac>` where
-the mac binds the offset to the workspace, the pair, the unit, the cursor and `since`: a token of
-another pair or pass, or any other string, raises InvalidPageToken.
+incremental sync otherwise; either way it is a fixed, ordered list of entries (the workspace does
+not change under a source instance) cut into pages of `page_size`. Page tokens are `<offset>~<mac>`
+where the mac binds the offset to the workspace, the pair, the unit, the cursor and `since`: a
+token of another pair or pass, or any other string, raises InvalidPageToken.
 
 Per service:
 
@@ -14,9 +14,9 @@ Per service:
   by its last change: a deleted message is a tombstone.
 - calendar: full = events not cancelled, by updated; the `syncToken` is only known on the last page.
   Incremental = events changed since the sync token; cancelled ones are tombstones.
-- chat (unit = space): by create_time ascending; incremental asks for create_time >= the cursor, so
-  the boundary message comes again (the sink's upsert makes that harmless). The cursor is the largest
-  create_time delivered, carried from page to page, never below the previous cursor.
+- chat (unit = space): by create_time ascending; incremental asks for create_time >= the cursor,
+  so the boundary message comes again (the sink's upsert makes that harmless). The cursor is the
+  largest create_time delivered, carried from page to page, never below the previous cursor.
 - drive: full = files neither trashed nor removed; incremental = the changes feed from the cursor's
   `start_page_token` (trashed or removed = tombstone). The start page token is read before listing;
   `last_modified_time` is the largest delivered modifiedTime, never below the previous cursor.
@@ -25,10 +25,10 @@ Retries (`FetchRequest.retry_ids`): the page holds exactly the retried ids, each
 at the current generation (a live item, or a tombstone where the service says it is gone), each once
 more subject to `item_errors` (failures go to `failed_ids` again). Such a page does not move
 pagination: it returns the request's page token as `next_page_token` and its carry (advanced by the
-retried items). Retrying after the last page of a pass (no page token, non-empty carry: every last
-page carries its cursor) gives `exhausted=True` and that cursor again, so a runner may write it once
-the retries have all succeeded; otherwise the page is not exhausted and the runner continues with the
-page token it already had (or starts the pass when it had none).
+retried items). Retrying after the last page of a pass (no page token, non-empty carry: every
+last page carries its cursor) gives `exhausted=True` and that cursor again, so a runner may write
+it once the retries have all succeeded; otherwise the page is not exhausted and the runner goes on
+with the page token it already had (or starts the pass when it had none).
 """
 
 from __future__ import annotations
@@ -296,7 +296,7 @@ class SimSource:
         raise InvalidPageToken(f"page token {token[:40]!r} was not issued for this pass")
 
     def _check_request(self, request: FetchRequest) -> str:
-        """The request's canonical subject; Internal for a malformed request, NotFound for strangers."""
+        """The request's case-folded subject; Internal if malformed, NotFound for a stranger."""
         _check_service(request.service)
         if not self.workspace.is_subject(request.subject):
             raise NotFound(f"{request.subject} is not a subject of {self.url}")
@@ -337,8 +337,9 @@ def _cursor_time(request: FetchRequest, subject: str, key: str) -> int:
     try:
         return parse_rfc3339(request.cursor.get(key, ""))
     except ValueError:
+        value = request.cursor.get(key)
         raise CursorExpired(
-            f"{request.service} cursor of {subject} has no usable {key}: {request.cursor.get(key)!r}"
+            f"{request.service} cursor of {subject} has no usable {key}: {value!r}"
         ) from None
 
 

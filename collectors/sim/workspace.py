@@ -1,18 +1,18 @@
 """The demo workspace as data: what exists at a generation, with ids, history ids, times and feeds.
 
-A `Workspace` is a pure function of (subjects, seed, generation): two instances with the same three
-values hold the same data in any process, and generation g is the same whether or not anyone looked
-at g-1. It knows nothing of page sizes, page tokens or faults; those belong to whoever serves it (the
-`sim://` source pages it, an HTTP emulator can serve it in Google's REST shapes).
+A `Workspace` is a pure function of (subjects, seed, generation): two instances with the same
+three values hold the same data in any process, and generation g is the same whether or not anyone
+looked at g-1. It knows nothing of page sizes, page tokens or faults; those belong to whoever serves
+it (the `sim://` source pages it, an HTTP emulator can serve it in Google's REST shapes).
 
 Generation 1 is a year of history ending at 2026-01-12; every later generation g is one week
 (2026-01-05 + (g-1) weeks .. + g weeks) in which every pair gets new items and a few are changed or
 deleted. Nothing happens after the end of the current generation's week.
 
-Cursors are Google's: Gmail's integer `historyId`, Calendar's opaque `syncToken` and Drive's opaque
-start page token (both encode the generation they were taken at and are bound to the subject), Chat's
-`create_time`. A cursor this workspace cannot honour raises `CursorExpired`, which is what Gmail's 404
-and Calendar's 410 mean; an unknown subject or space raises `NotFound`.
+Cursors are Google's: Gmail's integer `historyId`, Calendar's opaque `syncToken` and Drive's
+opaque start page token (both encode the generation they were taken at and are bound to the
+subject), Chat's `create_time`. A cursor this workspace cannot honour raises `CursorExpired`, which
+is what Gmail's 404 and Calendar's 410 mean; an unknown subject or space raises `NotFound`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,50 @@
+"""Acceptance 1 of the runner issue: the verification bundle on a fresh demo ledger."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conftest import SweepCLI
+
+
+
+def test_full_sweep_passes_the_verification_bundle(workdir: Path, cli: SweepCLI) -> None:
+    """A full exhaustive sweep of the default demo workspace ends 0 with 80 END lines, no
+    partial, no error, cursors for every subject and items for every subject in every table."""
+    run = cli.run("run", "--full-sweep", "--exhaust", "--services", "gmail,calendar,chat,drive",
+                cwd=workdir)
+    assert run.returncode == 0, run.stderr[-2000:] + run.stdout
+    log = run.stderr
+    assert len(re.findall(r"SWEEP .* phase=END", log)) == 80
+    assert "partial=1" not in log
+    assert set(re.findall(r"err=\S*", log)) == {"err=none"}
+    assert "sim://" in run.stdout
+    db = workdir / "sweep.db"
+    rows = cli.query(db, "SELECT service, subject, key, value FROM sync_cursor WHERE "
+                     "(service='gmail' AND key='historyId') OR "
+                     "(service='drive' AND key='last_modified_time')")
+    assert len({r[1] for r in rows if r[0] == "gmail"}) == 20
+    assert len({r[1] for r in rows if r[0] == "drive"}) == 20
+    assert all(str(r[3]).isdigit() for r in rows if r[0] == "gmail")
+    for table in cli.ITEM_TABLES:
+        assert cli.query(db, f"SELECT COUNT(DISTINCT subject_email) FROM {table}") == [(20,)]
+    check = cli.run("check", "--require-complete", cwd=workdir)
+    assert check.returncode == 0, check.stdout
+    assert check.stdout.strip().endswith("events)")
+
+
+def test_log_rerenders_exactly_what_the_run_printed(workdir: Path, cli: SweepCLI) -> None:
+    """`sweep log --run ID` gives the run's SWEEP lines, line for line."""
+    run = cli.run("run", "--exhaust", "--source", "sim://?subjects=3", cwd=workdir)
+    assert run.returncode == 0
+    run_id = re.search(r"run (run-\w+)", run.stdout)
+    assert run_id is not None
+    log = cli.run("log", "--run", run_id.group(1), cwd=workdir)
+    printed = [line for line in run.stderr.splitlines() if line.startswith("SWEEP ")]
+    assert log.stdout.splitlines() == printed
+    assert len(printed) > 12
+    ends = cli.run("log", "--phase", "END", "--service", "chat", cwd=workdir)
+    assert len(ends.stdout.splitlines()) == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .operator_cmds import COMMANDS as OPERATOR_COMMANDS
 from .read_cmds import check_command, log_command, replay_command, status_command
 from .run_cmd import run_command
 
@@ -18,5 +19,6 @@ def main() -> None:
     """
 
 
-for command in (run_command, status_command, check_command, log_command, replay_command):
+for command in (run_command, status_command, check_command, log_command, replay_command,
+                *OPERATOR_COMMANDS):
     main.add_command(command)

@@ -24,6 +24,7 @@ from .errors import (
     CollectorError,
     CursorExpired,
     Internal,
+    ItemFailed,
     InvalidPageToken,
     NoProgress,
 )
@@ -58,8 +59,9 @@ class AttemptResult:
 class _Stop(Exception):
     """The attempt must end now, for `reason`."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, detail: str = "") -> None:
         self.reason = reason
+        self.detail = detail
 
 
 @dataclass(slots=True)
@@ -107,6 +109,7 @@ class PairAttempt:
             sweep_id, run_id, service, subject)
         self.count = 0
         self.pages = 0
+        self.outstanding: list[str] = []
 
     def _event(self, kind: EventKind, **data: Any) -> NewEvent:
         return NewEvent(kind, self.sweep_id, self.run_id, self.service, self.subject,
@@ -124,6 +127,8 @@ class PairAttempt:
 
     def run(self) -> AttemptResult:
         snap = self.writer.read(lambda s: _snapshot(s, self.service, self.subject))
+        self.outstanding = list(snap.outstanding)
+        self.attempt_no = snap.attempts + 1
         tally = RetryTally()
         units: list[str] | None = None
         try:
@@ -140,7 +145,7 @@ class PairAttempt:
         try:
             final = self._walk_all(snap, units)
         except _Stop as stop:
-            return self._skip(stop.reason)
+            return self._skip(stop.reason, stop.detail)
         except (CollectorError, Stopped) as error:
             return self._fail(snap, error)
         except Exception as error:  # noqa: BLE001 - a source bug is recorded, never swallowed
@@ -189,10 +194,11 @@ class PairAttempt:
         page_no = int((checkpoint or {}).get("page") or 0)
         seen_tokens: set[str] = set()
         previous_ids: frozenset[str] = frozenset()
+        retry: list[str] = list(self.outstanding) if checkpoint is not None else []
         while True:
             self._check_limits()
             request = FetchRequest(self.service, self.subject, unit, cursor, token, carry,
-                                   since=self.limits.since)
+                                   retry_ids=retry, since=self.limits.since)
             tally = RetryTally()
             try:
                 page = call_with_retries(lambda r=request: self.source.fetch(r),
@@ -200,15 +206,25 @@ class PairAttempt:
             except InvalidPageToken:
                 if token is None:
                     raise
-                token, carry, page_no = None, {}, 0
+                token, carry, page_no, retry = None, {}, 0, []
                 continue
             except CursorExpired as expired:
                 if not cursor:
                     raise
                 self._append(self._event(EventKind.CURSOR_RESET, unit=unit, reason="expired",
                                          detail=str(expired), previous=cursor))
-                cursor, token, carry, page_no = {}, None, {}, 0
+                cursor, token, carry, page_no, retry = {}, None, {}, 0, []
                 snap.cursors.pop(unit, None)
+                continue
+            if retry:
+                # a page of the retried items only: pagination stays where it was
+                self._persist(page, page_no, unit, tally, cursor, retried=retry)
+                retry = []
+                if self.outstanding:
+                    self._give_up_on_items()
+                if page.exhausted:
+                    return dict(page.cursor)
+                carry = page.carry if token is not None else {}
                 continue
             ids = frozenset(item.id for item in page.items)
             if not page.exhausted and (
@@ -225,8 +241,19 @@ class PairAttempt:
             page_no += 1
             self._persist(page, page_no, unit, tally, cursor)
             if page.exhausted:
+                if self.outstanding:
+                    self._give_up_on_items()
                 return dict(page.cursor)
             token, carry = page.next_page_token, page.carry
+
+    def _give_up_on_items(self) -> None:
+        """Items are outstanding at the end of a pass: the cursor must wait for them."""
+        ids = ", ".join(self.outstanding[:10])
+        more = f" and {len(self.outstanding) - 10} more" if len(self.outstanding) > 10 else ""
+        if self.attempt_no >= self.limits.max_attempts:
+            raise ItemFailed(f"{len(self.outstanding)} items failed in {self.attempt_no} "
+                             f"attempts: {ids}{more}")
+        raise _Stop("partial", f"{len(self.outstanding)} items outstanding: {ids}{more}")
 
     def _check_limits(self) -> None:
         if self.stop.is_set():
@@ -237,11 +264,15 @@ class PairAttempt:
             raise _Stop("partial")
 
     def _persist(self, page: Page, page_no: int, unit: str | None, tally: RetryTally,
-                 cursor: Mapping[str, str]) -> None:
+                 cursor: Mapping[str, str], *, retried: list[str] | None = None) -> None:
         """The page's items and its PAGE event in one transaction; with a unit's cursor too if
-        this page exhausted the unit."""
+        this page exhausted the unit and no item of it is outstanding."""
         self.pages += 1
         self.count += len(page.items)
+        if retried:
+            self.outstanding = [i for i in self.outstanding if i not in retried]
+        self.outstanding += [i for i in page.failed_ids if i not in self.outstanding]
+        write_unit_cursor = unit is not None and page.exhausted and not self.outstanding
 
         def build(tx: Transaction) -> None:
             stats = write_items(tx.conn, self.service, self.subject, page.items, seq=tx.next_seq)
@@ -249,12 +280,13 @@ class PairAttempt:
                 EventKind.PAGE, unit=unit, page=page_no, count=len(page.items),
                 next_page_token=page.next_page_token, exhausted=page.exhausted,
                 carry=dict(page.carry) or None, failed_ids=list(page.failed_ids) or None,
+                retried_ids=retried or None,
                 inserted=stats.inserted, updated=stats.updated, unchanged=stats.unchanged,
                 deleted=stats.deleted, requests=page.requests + tally.retries,
                 rate_limited=page.rate_limited + tally.rate_limited,
                 quota_units=page.quota_units, retries=tally.retries or None,
             ))
-            if unit is not None and page.exhausted:
+            if write_unit_cursor:
                 for key, value in page.cursor.items():
                     tx.append(self._event(EventKind.CURSOR_WRITE, unit=unit, key=key,
                                           value=value, previous=cursor.get(key)))
@@ -277,11 +309,11 @@ class PairAttempt:
         self._append(*events)
         return AttemptResult(self.service, self.subject, "COMPLETE", self.count)
 
-    def _skip(self, reason: str) -> AttemptResult:
+    def _skip(self, reason: str, detail: str = "") -> AttemptResult:
         self._append(
             self._event(EventKind.CURSOR_SKIP, reason=reason),
             self._event(EventKind.END, ok=True, count=self.count, partial=True,
-                        detail=f"{reason}: cursor not written"),
+                        detail=detail or f"{reason}: cursor not written"),
         )
         return AttemptResult(self.service, self.subject, "PARTIAL", self.count)
 

@@ -66,6 +66,12 @@ class NoProgress(CollectorError):
     error_class = "NoProgress"
 
 
+class ItemFailed(CollectorError):
+    """Some items of a pair kept failing past the attempt limit; named by id in the detail."""
+
+    error_class = "ItemFailed"
+
+
 class Internal(CollectorError):
     """A bug in a source: never swallowed silently."""
 
@@ -87,6 +93,7 @@ ERROR_CLASSES: dict[str, type[CollectorError]] = {
         Forbidden,
         NotFound,
         NoProgress,
+        ItemFailed,
         Internal,
     )
 }

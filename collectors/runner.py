@@ -178,7 +178,7 @@ class SweepRunner:
                 break
             plan = writer.read(lambda s: resume_plan(
                 s, subjects=opts.subjects, services=opts.services,
-                only_remaining=opts.only_remaining or number > 0, live_run_ids={self.run_id}))
+                only_remaining=opts.only_remaining, live_run_ids={self.run_id}))
             if number and not plan:
                 break
             planned = planned or len(plan)

@@ -10,7 +10,7 @@ from sweepledger.collectors.protocol import Source
 
 def open_source(url: str) -> Source:
     """The Source a URL names; SourceConfigError (one clear sentence) for anything else."""
-    scheme = urlsplit(url).scheme.lower() if "://" in url or url.startswith("sim:") else ""
+    scheme = urlsplit(url).scheme.lower()
     if scheme == "sim":
         from sweepledger.collectors.sim.source import SimSource
 
@@ -19,4 +19,7 @@ def open_source(url: str) -> Source:
         raise SourceConfigError(
             f"google:// sources are not available yet ({url!r}); use sim:// (the demo workspace)"
         )
-    raise SourceConfigError(f"unknown source scheme in {url!r}; expected sim:// or google://")
+    raise SourceConfigError(
+        f"unknown source scheme {scheme + '://' if scheme else '(none)'} in {url!r}; "
+        f"expected sim:// or google://"
+    )

@@ -18,6 +18,7 @@ from .model import (
     COMPLETE,
     ERR_PREFIX,
     IN_PROGRESS,
+    NOT_STARTED,
     PARTIAL,
     CursorRow,
     PairRow,
@@ -226,24 +227,25 @@ class State:
             row.items += count
             exhausted = bool(data.get("exhausted"))
             row.last_page_exhausted = exhausted
-            unit = data.get("unit")
-            if exhausted and unit is None:
-                row.checkpoint = None
-            elif not exhausted:
-                row.checkpoint = {
-                    "unit": unit,
-                    "page": data.get("page"),
-                    "token": data.get("next_page_token"),
-                    "carry": data.get("carry") or {},
-                }
-            else:
-                row.checkpoint = None
             retried = set(data.get("retried_ids") or ())
             failed = list(data.get("failed_ids") or ())
             if retried or failed:
-                row.outstanding = [i for i in row.outstanding if i not in retried] + [
-                    i for i in failed if i not in row.outstanding
-                ]
+                kept = [i for i in row.outstanding if i not in retried]
+                row.outstanding = kept + [i for i in failed if i not in kept]
+            checkpoint = {
+                "unit": data.get("unit"),
+                "page": data.get("page"),
+                "token": data.get("next_page_token"),
+                "carry": data.get("carry") or {},
+            }
+            if not exhausted:
+                row.checkpoint = checkpoint
+            elif row.outstanding:
+                # the pass is over but some items are not stored: the next attempt retries them
+                # from here, then writes the cursor this pass earned
+                row.checkpoint = {**checkpoint, "token": None, "exhausted": True}
+            else:
+                row.checkpoint = None
             if run is not None:
                 _bump(run, service, "pages")
                 for name in RUN_COUNTER_FIELDS:
@@ -295,12 +297,19 @@ class State:
                 self.dirty_cursors.add(ckey)
         row = self.pairs.get((service, subject))
         if row is not None:
+            old = self.vector(subject)
             row.checkpoint = None
+            if event.data.get("operator") and row.open_run_id is None:
+                # an operator's reset makes the pair due again in the open sweep
+                row.state = NOT_STARTED
+                row.exhausted = False
             if unit is None:
                 row.units_done = []
             elif unit in row.units_done:
                 row.units_done.remove(unit)
+            row.updated_seq = event.seq
             self.dirty_pairs.add((service, subject))
+            self._retally(subject, old)
 
     _roster_set: set[str] = set()  # noqa: RUF012 - replaced per instance by SWEEP_OPEN
 

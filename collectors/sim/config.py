@@ -15,7 +15,12 @@ from dataclasses import dataclass, fields
 from urllib.parse import quote, unquote, urlsplit
 
 from sweepledger.collectors.errors import SourceConfigError
-from sweepledger.collectors.sim.common import MAX_GENERATION, MAX_SUBJECTS, subject_index
+from sweepledger.collectors.sim.common import (
+    MAX_GENERATION,
+    MAX_SUBJECTS,
+    subject_email,
+    subject_index,
+)
 
 INTEGER_RANGES: dict[str, tuple[int, int]] = {
     "generation": (1, MAX_GENERATION),
@@ -68,7 +73,8 @@ class SimConfig:
             if subject_index(email, config.subjects) is None:
                 raise SourceConfigError(
                     f"sim:// parameter suspended names {email}, which is not a subject of this "
-                    f"workspace (user..@example.com, {config.subjects} subjects)"
+                    f"workspace ({subject_email(1, config.subjects)} .. "
+                    f"{subject_email(config.subjects, config.subjects)})"
                 )
         return config
 

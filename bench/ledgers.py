@@ -278,14 +278,14 @@ class _Story:
             for service in SERVICES:
                 pair = _Pair(service, subject)
                 if service == "gmail":
-                    count = 1 + min(int(rng.expovariate(1 / 19)), 80)
+                    count = 1 + min(int(rng.expovariate(1 / 25)), 100)
                     pair.pages = [(None, 25)] * (count - 1) + [(None, rng.randrange(1, 26))]
                 elif service == "calendar":
                     pair.pages = [(None, 20)] * rng.randrange(1, 6)
                 elif service == "chat":
                     self._chat_units(pair, rng.randrange(1, 4), lambda: rng.randrange(1, 6))
                 else:
-                    pair.pages = [(None, 50)] * rng.randrange(2, 20)
+                    pair.pages = [(None, 50)] * rng.randrange(2, 24)
                 pairs.append(pair)
         self._set_cursors(pairs)
         return pairs
@@ -428,8 +428,6 @@ class _Story:
             }, 50)  # fmt: skip
             pair.state = "PARTIAL"
             return
-        if pair.units == [] and not count:
-            self._page(emit, pair, None, 0, True)
         for key, value in pair.cursor.items():
             data = {"key": key, "value": value}
             if pair.previous.get(key):

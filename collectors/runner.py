@@ -7,6 +7,7 @@ same command continues from the ledger.
 
 from __future__ import annotations
 
+import calendar
 import os
 import random
 import socket
@@ -15,14 +16,15 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from sweepledger.ledger.errors import LedgerError
+from sweepledger.ledger.errors import AlreadyRunning, LedgerError
 from sweepledger.ledger.events import Event, EventKind, NewEvent
 from sweepledger.ledger.ids import new_id
 from sweepledger.ledger.lock import WriterLock
-from sweepledger.ledger.store import Transaction
+from sweepledger.ledger.store import SqliteStore, Transaction
 from sweepledger.projections.attach import open_for_writing
 from sweepledger.projections.completeness import completeness
 from sweepledger.projections.fold import State
@@ -38,6 +40,19 @@ from .writer import Writer
 EXIT_COMPLETE = 0
 EXIT_INCOMPLETE = 3
 EXIT_PAUSED = 75
+
+
+def _last_event_age(db_path: Path) -> str:
+    """`, last event 3.2s ago`, read without disturbing the live run."""
+    try:
+        with SqliteStore.open(db_path, readonly=True) as store:
+            row = store.conn.execute("SELECT ts FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    except LedgerError:
+        return ""
+    if row is None:
+        return ""
+    then = datetime.fromisoformat(str(row[0]).replace("Z", "+00:00"))
+    return f", last event {(datetime.now(UTC) - then).total_seconds():.1f}s ago"
 
 
 class ScopeMismatch(LedgerError):
@@ -130,7 +145,11 @@ class SweepRunner:
         started = time.monotonic()
         deadline = None if self.options.max_seconds is None else started + self.options.max_seconds
         lock = WriterLock(self.db_path)
-        lock.acquire(self.run_id)
+        try:
+            lock.acquire(self.run_id)
+        except AlreadyRunning as busy:
+            raise AlreadyRunning(str(self.db_path), f"{busy.holder}{_last_event_age(self.db_path)}"
+                                 ) from None
         try:
             store, projector = open_for_writing(self.db_path, create=True)
             try:
@@ -148,6 +167,7 @@ class SweepRunner:
         roster = None if self._sweep_to_continue(state) else self._new_roster()
 
         def begin(tx: Transaction) -> str:
+            state = writer.projector.state
             ensure_item_tables(tx.conn)
             for run in list(state.runs.values()):
                 if run.status == "running":
@@ -168,8 +188,11 @@ class SweepRunner:
             return sweep_id
 
         sweep_id, _ = writer.commit(begin)
+        sweep = writer.projector.state.sweep
+        assert sweep is not None
         limits = AttemptLimits(
-            max_pages=opts.max_pages, deadline=deadline, since=self._since(),
+            max_pages=opts.max_pages, deadline=deadline,
+            since=self._since(sweep.options.get("window") or {}, sweep.opened_ts),
             policy=opts.policy, max_attempts=opts.max_attempts)
         results: list[AttemptResult] = []
         planned = 0
@@ -195,6 +218,14 @@ class SweepRunner:
         sweep = state.sweep
         if sweep is None or sweep.closed is not None or not self.options.resume:
             return
+        window = sweep.options.get("window") or {}
+        asked = self._window()
+        if asked and asked != window:
+            raise ScopeMismatch(
+                f"the open sweep {sweep.sweep_id} was opened with the window "
+                f"{window or 'unbounded'}; this run asks for {asked}. Rerun with the same "
+                "window to continue it, or with --no-resume to abandon it and open a new sweep"
+            )
         if sweep.source != self.source.url or list(sweep.services) != list(self.options.services):
             raise ScopeMismatch(
                 f"the open sweep {sweep.sweep_id} covers source {sweep.source} and services "
@@ -213,16 +244,27 @@ class SweepRunner:
             raise LedgerError(f"not in the source's roster: {', '.join(unknown)}")
         return sorted({known[s.casefold()] for s in self.options.subjects}, key=subject_order)
 
-    def _since(self) -> str | None:
+    def _window(self) -> dict[str, Any]:
+        """The full-sync window the flags ask for ({} for unbounded)."""
         if self.options.since is not None:
-            return self.options.since
+            return {"since": self.options.since}
         if self.options.months_back is not None:
-            seconds = self.options.months_back * 30.44 * 86400
-            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds))
+            return {"months_back": self.options.months_back}
+        return {}
+
+    def _since(self, window: dict[str, Any], opened_ts: str) -> str | None:
+        """The window's lower bound; `months_back` counts from when the sweep opened, so every
+        run of one sweep uses the same bound."""
+        if "since" in window:
+            return str(window["since"])
+        if "months_back" in window:
+            opened = calendar.timegm(time.strptime(opened_ts[:19], "%Y-%m-%dT%H:%M:%S"))
+            seconds = int(window["months_back"]) * 30.44 * 86400
+            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(opened - seconds))
         return None
 
     def _sweep_options(self) -> dict[str, Any]:
-        return {"since": self.options.since, "months_back": self.options.months_back}
+        return {"window": self._window()}
 
     def _run_plan(self, writer: Writer, sweep_id: str, plan: list[tuple[str, str]],
                   limits: AttemptLimits) -> list[AttemptResult]:

@@ -128,38 +128,34 @@ def write_items(
         raise RuntimeError("write_items must run inside the caller's transaction (BEGIN first)")
     table, columns = ITEM_TABLES[service], COLUMNS[service]
     rows = _existing_rows(conn, table, columns, subject, [item.id for item in items])
-    live_rows: dict[str, tuple[Any, ...]] = {}
-    tombstones: dict[str, dict[str, Any]] = {}
+    writes: dict[str, dict[str, Any]] = {}
     counts = {"inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0}
     for item in items:
         fields = _normalise(service, item)
         before = rows.get(item.id)
         if item.deleted:
-            after = dict(before or dict.fromkeys(columns, None), **fields, deleted=1)
+            after = {**(before or dict.fromkeys(columns)), **fields, "deleted": 1}
             outcome = "unchanged" if before is not None and before["deleted"] else "deleted"
-            if after != before:
-                tombstones[item.id] = after
-                live_rows.pop(item.id, None)
         else:
-            after = {**dict.fromkeys(columns, None), **fields, "deleted": 0}
+            after = {**dict.fromkeys(columns), **fields, "deleted": 0}
             outcome = "inserted" if before is None else "updated"
             if after == before:
                 outcome = "unchanged"
-            else:
-                live_rows[item.id] = tuple(after[name] for name in columns)
-                tombstones.pop(item.id, None)
+        if after != before:
+            writes[item.id] = after
         counts[outcome] += 1
         rows[item.id] = after
-    dead = {key: tuple(row[name] for name in columns) for key, row in tombstones.items()}
-    for rows_to_write, deleted in ((live_rows, 0), (dead, 1)):
-        _upsert(
-            conn,
-            table=table,
-            columns=columns,
-            subject=subject,
-            seq=seq,
-            rows=rows_to_write,
-            deleted=deleted,
+    if writes:
+        names = ["subject_email", "id", *columns, "deleted", "last_seq"]
+        updates = ", ".join(f"{_quote(n)} = excluded.{_quote(n)}" for n in names[2:])
+        conn.executemany(
+            f"INSERT INTO {_quote(table)} ({', '.join(map(_quote, names))}) "
+            f"VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT (subject_email, id) DO UPDATE SET {updates}",
+            [
+                (subject, item_id, *(row[n] for n in columns), row["deleted"], seq)
+                for item_id, row in writes.items()
+            ],
         )
     return WriteStats(fetched=len(items), **counts)
 
@@ -186,31 +182,6 @@ def _existing_rows(
         for found in cursor:
             rows[found[0]] = dict(zip(names, found[1:], strict=True))
     return rows
-
-
-def _upsert(
-    conn: sqlite3.Connection,
-    *,
-    table: str,
-    columns: Mapping[str, str],
-    subject: str,
-    seq: int | None,
-    rows: Mapping[str, tuple[Any, ...]],
-    deleted: int,
-) -> None:
-    """Write whole rows (every column) for these ids with one executemany."""
-    if not rows:
-        return
-    names = ["subject_email", "id", *columns, "deleted", "last_seq"]
-    updates = ", ".join(
-        f"{_quote(n)} = excluded.{_quote(n)}" for n in [*columns, "deleted", "last_seq"]
-    )
-    conn.executemany(
-        f"INSERT INTO {_quote(table)} ({', '.join(_quote(n) for n in names)}) "
-        f"VALUES ({', '.join('?' * len(names))}) "
-        f"ON CONFLICT (subject_email, id) DO UPDATE SET {updates}",
-        [(subject, item_id, *values, deleted, seq) for item_id, values in rows.items()],
-    )
 
 
 def _normalise(service: str, item: Item) -> dict[str, Any]:

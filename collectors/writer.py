@@ -6,6 +6,7 @@ under one lock, so seq order is the order of commits and the SWEEP lines print i
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import IO, TypeVar
@@ -17,6 +18,16 @@ from sweepledger.projections.fold import State
 from sweepledger.projections.tables import Projector
 
 T = TypeVar("T")
+
+CRASH_HOOK = "SWEEPLEDGER_CRASH_AFTER_EVENTS"
+"""Fault injection for the crash-point tests: the process dies (no cleanup, like SIGKILL) right
+after the commit that brings its appended events to this number."""
+CRASH_EXIT = 137
+
+
+def _crash_hook() -> int | None:
+    raw = os.environ.get(CRASH_HOOK, "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
 
 
 class Writer:
@@ -35,6 +46,8 @@ class Writer:
         self.streams = list(streams)
         self.on_commit = on_commit
         self._lock = threading.Lock()
+        self.appended = 0
+        self.crash_after = _crash_hook()
 
     def commit(self, build: Callable[[Transaction], T]) -> tuple[T, list[Event]]:
         """Run `build` inside one transaction and commit it; returns its result and the events."""
@@ -43,6 +56,9 @@ class Writer:
                 result = build(tx)
             events = list(tx.events)
             self._emit(events)
+            self.appended += len(events)
+            if self.crash_after is not None and self.appended >= self.crash_after:
+                os._exit(CRASH_EXIT)
             return result, events
 
     def read(self, look: Callable[[State], T]) -> T:

@@ -1,0 +1,99 @@
+"""Bad input: one clear line, a non-zero exit, no traceback, and the ledger unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import SweepCLI
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "absent"
+
+
+@pytest.fixture
+def ledger(workdir: Path, cli: SweepCLI) -> Path:
+    run = cli.run("run", "--exhaust", "--source", "sim://?subjects=2", "--services", "gmail",
+                  cwd=workdir)
+    assert run.returncode == 0
+    return workdir / "sweep.db"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "--services", "gmail,docs"], "docs is out of scope"),
+        (["run", "--services", "gmail,fax"], "unknown service 'fax'"),
+        (["run", "--subjects", "user01@example.com,not-an-email"], "'not-an-email' is not an email"),
+        (["run", "--source", "sim://?subjects=abc"], "subjects"),
+        (["run", "--source", "ftp://x"], "unknown source scheme"),
+        (["run", "--source", "sim://?colour=blue"], "colour"),
+        (["run", "--since", "last tuesday"], "not an RFC 3339 date"),
+        (["run", "--max-pages", "0"], "--max-pages"),
+        (["block", "nobody"], "--reason"),
+        (["reset-cursor", "--service", "chat", "--subject", "user1@example.com", "--reason", "x"],
+         "has no cursor"),
+    ],
+)
+def test_refusals_leave_the_ledger_unchanged(
+    ledger: Path, workdir: Path, cli: SweepCLI, args: list[str], needle: str
+) -> None:
+    """Each bad input is refused with one line naming the problem; the ledger's bytes are the
+    same afterwards."""
+    before = _digest(ledger)
+    result = cli.run(*args, cwd=workdir)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert needle in result.stderr, result.stderr
+    assert _digest(ledger) == before
+
+
+def test_open_sweep_resumed_with_another_scope_is_refused_clearly(
+    ledger: Path, workdir: Path, cli: SweepCLI
+) -> None:
+    """Resuming an open sweep with other services names its scope and --no-resume."""
+    paused = cli.run("run", "--source", "sim://?subjects=2&page_size=2", "--max-pages", "1",
+                     cwd=workdir)
+    assert paused.returncode == 3
+    before = _digest(ledger)
+    other = cli.run("run", "--source", "sim://?subjects=2&page_size=2", "--services", "gmail",
+                    cwd=workdir)
+    assert other.returncode == 2
+    assert "covers source sim://?page_size=2&subjects=2 and services gmail,calendar,chat,drive" \
+        in other.stderr
+    assert _digest(ledger) == before
+
+
+@pytest.mark.parametrize("command", ["status", "check", "log", "replay", "run"])
+def test_junk_and_foreign_files_are_refused(workdir: Path, cli: SweepCLI, command: str) -> None:
+    """A file that is not SQLite, or SQLite that is not a ledger, is refused by every command
+    and left as it was."""
+    junk = workdir / "junk.db"
+    junk.write_bytes(b"this is not a database, just some bytes" * 50)
+    foreign = workdir / "foreign.db"
+    import sqlite3
+
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER)")
+    for path, needle in ((junk, "not an SQLite database"), (foreign, "without Sweepledger")):
+        before = _digest(path)
+        result = cli.run(command, "--db", str(path), cwd=workdir)
+        assert result.returncode != 0
+        assert needle in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert _digest(path) == before
+
+
+def test_missing_ledger_and_missing_folder(workdir: Path, cli: SweepCLI) -> None:
+    """Read commands on a missing ledger, and a run into a missing folder, are refused without
+    creating anything."""
+    status = cli.run("status", "--db", "nothing.db", cwd=workdir)
+    assert status.returncode == 1 and "no ledger at nothing.db" in status.stderr
+    assert not (workdir / "nothing.db").exists()
+    run = cli.run("run", "--db", "no/such/dir/x.db", cwd=workdir)
+    assert run.returncode == 2 and "folder no/such/dir does not exist" in run.stderr

@@ -1,0 +1,129 @@
+"""Signals, double starts, stale runs and the time budget, with real processes and signals."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import SweepCLI
+
+SLOW = "sim://?subjects=4&latency_ms=40"
+
+
+def _wait_for(cli: SweepCLI, db: Path, sql: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if db.exists() and cli.query(db, sql)[0][0]:
+                return
+        except Exception:  # noqa: BLE001 - the tables may not exist yet
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {sql}")
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_records_the_interrupted_attempt(
+    workdir: Path, cli: SweepCLI, signum: signal.Signals, code: int
+) -> None:
+    """SIGTERM/SIGINT end the open attempt with CURSOR_SKIP reason=interrupted + END and the
+    run with RUN_END interrupted, exiting 143/130 within 5 s; the ledger checks clean."""
+    db = workdir / "sweep.db"
+    proc = cli.start("run", "--exhaust", "--source", SLOW, cwd=workdir)
+    _wait_for(cli, db, "SELECT COUNT(*) FROM events WHERE kind = 'PAGE'")
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == code
+    assert time.monotonic() - sent < 5
+    assert "phase=CURSOR_SKIP" in err and "reason:interrupted" in err
+    ends = cli.query(db, "SELECT json_extract(data, '$.status') FROM events WHERE kind='RUN_END'")
+    assert ends == [("interrupted",)]
+    skips = cli.query(db, "SELECT COUNT(*) FROM events WHERE kind = 'CURSOR_SKIP' AND "
+                          "json_extract(data, '$.reason') = 'interrupted'")
+    assert skips == [(1,)]
+    assert cli.run("check", cwd=workdir).returncode == 0
+    again = cli.run("run", "--exhaust", "--source", SLOW, cwd=workdir)
+    assert again.returncode == 0
+    assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
+
+
+def test_second_run_exits_4_naming_the_holder(workdir: Path, cli: SweepCLI) -> None:
+    """While a run holds the ledger, a second `sweep run` exits 4 within a second, naming the
+    holding run's id, pid and host, and changes nothing."""
+    db = workdir / "sweep.db"
+    proc = cli.start("run", "--exhaust", "--source", SLOW, cwd=workdir)
+    try:
+        _wait_for(cli, db, "SELECT COUNT(*) FROM events WHERE kind = 'PAGE'")
+        started = time.monotonic()
+        second = cli.run("run", "--exhaust", "--source", SLOW, cwd=workdir)
+        elapsed = time.monotonic() - started
+        assert second.returncode == 4
+        assert elapsed < 3  # process start-up included; the lock itself waits 0.5 s
+        holder = cli.query(db, "SELECT run_id FROM events WHERE kind = 'RUN_START'")[0][0]
+        assert f"run {holder} (pid {proc.pid}" in second.stderr
+        assert "last event" in second.stderr
+        assert "Traceback" not in second.stderr
+        status = cli.run("status", "--json", cwd=workdir)
+        assert '"verdict": "RUNNING"' in status.stdout
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=10)
+    runs = cli.query(db, "SELECT COUNT(*) FROM events WHERE kind = 'RUN_START'")
+    assert runs == [(1,)]
+
+
+def test_stale_run_is_closed_as_aborted_by_the_next_run(workdir: Path, cli: SweepCLI) -> None:
+    """A run killed without RUN_END shows as INTERRUPTED, fails check, and the next run closes it
+    with RUN_END status=aborted reason=stale before it starts its own work."""
+    db = workdir / "sweep.db"
+    proc = cli.start("run", "--exhaust", "--source", SLOW, cwd=workdir)
+    _wait_for(cli, db, "SELECT COUNT(*) FROM events WHERE kind = 'PAGE'")
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=10)
+    status = cli.run("status", cwd=workdir)
+    assert status.stdout.startswith("INTERRUPTED")
+    check = cli.run("check", cwd=workdir)
+    assert check.returncode == 1 and "never ended" in check.stdout
+    rerun = cli.run("run", "--exhaust", "--source", SLOW, cwd=workdir)
+    assert rerun.returncode == 0
+    rows = cli.query(db, "SELECT run_id, json_extract(data, '$.status'), "
+                         "json_extract(data, '$.reason') FROM events WHERE kind = 'RUN_END' "
+                         "ORDER BY seq")
+    first_run = cli.query(db, "SELECT run_id FROM events WHERE kind = 'RUN_START' ORDER BY seq")
+    assert rows[0] == (first_run[0][0], "aborted", "stale")
+    assert rows[1][1] == "completed"
+    assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
+
+
+def test_time_budget_pauses_and_the_next_run_continues(workdir: Path, cli: SweepCLI) -> None:
+    """--max-seconds ends the attempt at a page boundary with CURSOR_SKIP reason=budget, the run
+    paused (exit 75); the next run continues from the page checkpoint, not from page 1."""
+    args = ("run", "--exhaust", "--source", "sim://?subjects=2&latency_ms=30&page_size=5")
+    paused = cli.run(*args, "--max-seconds", "0.4", cwd=workdir)
+    assert paused.returncode == 75, paused.stdout + paused.stderr[-500:]
+    assert "reason:budget" in paused.stderr
+    db = workdir / "sweep.db"
+    pair = cli.query(db, "SELECT service, subject FROM events WHERE kind = 'CURSOR_SKIP'")[0]
+    pages_before = cli.query(db, "SELECT MAX(json_extract(data, '$.page')) FROM events WHERE "
+                                 "kind = 'PAGE' AND service = ? AND subject = ?", pair)[0][0]
+    env = cli.env(MAX_SECONDS_PER_RUN="0.01", RUN_TO_COMPLETION="true")
+    resumed = cli.run(*args, cwd=workdir, env=env)
+    assert resumed.returncode == 0
+    first = [line for line in resumed.stderr.splitlines()
+             if f"service={pair[0]} subject={pair[1]} phase=PAGE" in line][0]
+    assert isinstance(pages_before, int) and pages_before >= 1
+    assert f"page:{pages_before + 1} " in first
+    assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
+
+
+def test_max_seconds_env_applies_unless_run_to_completion(workdir: Path, cli: SweepCLI) -> None:
+    """$MAX_SECONDS_PER_RUN pauses a run (exit 75) unless $RUN_TO_COMPLETION is true."""
+    args = ("run", "--exhaust", "--source", "sim://?subjects=2&latency_ms=30&page_size=5")
+    paused = cli.run(*args, cwd=workdir, env=cli.env(MAX_SECONDS_PER_RUN="0.3"))
+    assert paused.returncode == 75

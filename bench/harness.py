@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import cProfile
 import io
+import math
 import os
 import pstats
+import re
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+_NUMERIC = re.compile(r"[~<>=+-]*\s*[\d.]")
+"""Cells that read as numbers (right-aligned): `12.3 k`, `~1 200`, `>= 1.00 M`, `0.45x`."""
 
 DATA_DIR = Path(__file__).resolve().parent / ".data"
 """Generated ledgers and scratch databases; git-ignored, safe to delete at any time."""
@@ -67,7 +72,7 @@ def rate(count: float, seconds: float) -> float:
 
 def human(value: float) -> str:
     """A number short enough for a table cell: 1 234, 12.3 k, 4.56 M."""
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         return "-"
     magnitude = abs(value)
     if magnitude >= 10_000_000:
@@ -85,9 +90,14 @@ def human(value: float) -> str:
     return f"{value:.2f}"
 
 
+def count(value: int) -> str:
+    """An exact count with thin groups: 1 006 574."""
+    return f"{value:,}".replace(",", " ")
+
+
 def ratio(ours: float, baseline: float) -> str:
     """`ours / baseline` as `1.23x` (higher is better for rates)."""
-    if baseline <= 0 or ours != ours or baseline != baseline:
+    if baseline <= 0 or not math.isfinite(ours) or not math.isfinite(baseline):
         return "-"
     return f"{ours / baseline:.2f}x"
 
@@ -126,7 +136,7 @@ class Table:
         def line(cells: Sequence[str]) -> str:
             out = []
             for i, cell in enumerate(cells):
-                numeric = bool(cell) and (cell[0].isdigit() or cell[0] in "~<>-+.")
+                numeric = cell == "-" or bool(_NUMERIC.match(cell))
                 out.append(cell.rjust(widths[i]) if numeric and i else cell.ljust(widths[i]))
             return "  ".join(out).rstrip()
 

@@ -55,6 +55,8 @@ EVENTS_PER_SUBJECT = 100
 
 MAX_EVENTS: int | None = None
 """`run_all.py --max-events` caps the sizes every module uses (e.g. to skip 10^7)."""
+REBUILD = False
+"""`run_all.py --rebuild`: ignore the cache once (after a change to the fold, say)."""
 
 SERVICES = ("gmail", "calendar", "chat", "drive")
 CURSOR_KEYS = {
@@ -103,11 +105,17 @@ class BuildInfo:
 def ensure_ledger(size: int) -> BuildInfo:
     """The ledger of `size` events: from the cache when it is still valid, else built now."""
     path = ledger_path(size)
+    if path.exists() and path not in _REBUILT and REBUILD:
+        _REBUILT.add(path)
+        return build_ledger(size, path)
     if path.exists() and _cache_valid(path):
         with SqliteStore.open(path, readonly=True) as store:
             events = store.head()
         return BuildInfo(path, events, size // EVENTS_PER_SUBJECT, 0.0, cached=True)
     return build_ledger(size, path)
+
+
+_REBUILT: set[Path] = set()
 
 
 def _cache_valid(path: Path) -> bool:
@@ -117,8 +125,8 @@ def _cache_valid(path: Path) -> bool:
             verifier = ChainVerifier()
             rows = store.read_rows(1, 3)
             return all(not verifier.feed(row) for row in rows) and store.head() > 0
-    except Exception:  # noqa: BLE001 - any unreadable cache file is simply rebuilt
-        return False
+    except Exception:
+        return False  # any unreadable cache file is simply rebuilt
 
 
 class _Clock:
@@ -159,6 +167,9 @@ def _id(prefix: str, number: int) -> str:
     return f"{prefix}-{''.join(reversed(digits))}"
 
 
+_Where = tuple[str | None, str | None, str | None, str | None]
+
+
 class _Appender:
     """Turns events into stored rows (chain, JSON) and folds them; flushes rows in batches."""
 
@@ -174,16 +185,9 @@ class _Appender:
         self.next_report = max(target // 10, 1_000_000)
         self.kinds = {str(k): k for k in EventKind}
 
-    def emit(
-        self,
-        kind: str,
-        sweep_id: str | None,
-        run_id: str | None,
-        service: str | None,
-        subject: str | None,
-        data: dict[str, Any],
-        step_us: int = 2_500,
-    ) -> None:
+    def emit(self, kind: str, where: _Where, data: dict[str, Any], step_us: int = 2_500) -> None:
+        """Append one event; `where` is its (sweep_id, run_id, service, subject)."""
+        sweep_id, run_id, service, subject = where
         self.seq += 1
         ts = self.clock.tick(step_us)
         text = encode_data(data)
@@ -324,17 +328,16 @@ class _Story:
             elif pair.service == "chat":
                 pair.cursor = {"last_create_time": max(pair.unit_cursor.values())}
             else:
-                pair.cursor = {
-                    "last_modified_time": clock.iso(-self.rng.randrange(60, 3_600)),
-                    "start_page_token": f"{self.rng.randrange(1, 9)}~{self.rng.getrandbits(48):012x}",
-                }
+                modified = clock.iso(-self.rng.randrange(60, 3_600))
+                token = f"{self.rng.randrange(1, 9)}~{self.rng.getrandbits(48):012x}"
+                pair.cursor = {"last_modified_time": modified, "start_page_token": token}
 
     # -- runs and sweeps -------------------------------------------------------------------
 
     def _start_run(self, sweep: str) -> str:
         self.run_number += 1
         run = _id("run", self.out.clock.micros // 1000 * 1000 + self.run_number)
-        self.out.emit("RUN_START", sweep, run, None, None, {
+        self.out.emit("RUN_START", (sweep, run, None, None), {
             "argv": ["run", "--db", "sweep.db", "--full-sweep"],
             "host": "bench-host",
             "options": {
@@ -351,7 +354,7 @@ class _Story:
     def _open(self, name: str, *, full: bool) -> tuple[str, str]:
         sweep = _id("sweep", self.out.clock.micros // 1000 * 1000 + ord(name))
         run = self._start_run(sweep)
-        self.out.emit("SWEEP_OPEN", sweep, run, None, None, {
+        self.out.emit("SWEEP_OPEN", (sweep, run, None, None), {
             "options": {"months_back": None, "since": None, "full": full},
             "roster": self.roster,
             "services": list(SERVICES),
@@ -360,8 +363,8 @@ class _Story:
         return sweep, run
 
     def _close(self, sweep: str, run: str) -> None:
-        self.out.emit("SWEEP_CLOSE", sweep, run, None, None, {"status": "complete"})
-        self.out.emit("RUN_END", sweep, run, None, None, {"reason": None, "status": "completed"})
+        self.out.emit("SWEEP_CLOSE", (sweep, run, None, None), {"status": "complete"})
+        self.out.emit("RUN_END", (sweep, run, None, None), {"reason": None, "status": "completed"})
 
     def _run_pass(
         self,
@@ -378,7 +381,9 @@ class _Story:
                 break
             self._attempt(sweep, run, pair)
         if stop_after is not None:
-            self.out.emit("RUN_END", sweep, run, None, None, {"reason": "budget", "status": status})
+            self.out.emit(
+                "RUN_END", (sweep, run, None, None), {"reason": "budget", "status": status}
+            )
 
     # -- one attempt -----------------------------------------------------------------------
 
@@ -386,8 +391,10 @@ class _Story:
         out, rng = self.out, self.rng
         service, subject = pair.service, pair.subject
 
+        where = (sweep, run, service, subject)
+
         def emit(kind: str, data: dict[str, Any], step_us: int = 2_500) -> None:
-            out.emit(kind, sweep, run, service, subject, data, step_us)
+            out.emit(kind, where, data, step_us)
 
         primary = CURSOR_KEYS[service]
         pair.attempts += 1

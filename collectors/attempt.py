@@ -207,6 +207,7 @@ class PairAttempt:
                 if token is None:
                     raise
                 token, carry, page_no, retry = None, {}, 0, []
+                seen_tokens, previous_ids = set(), frozenset()
                 continue
             except CursorExpired as expired:
                 if not cursor:
@@ -214,6 +215,7 @@ class PairAttempt:
                 self._append(self._event(EventKind.CURSOR_RESET, unit=unit, reason="expired",
                                          detail=str(expired), previous=cursor))
                 cursor, token, carry, page_no, retry = {}, None, {}, 0, []
+                seen_tokens, previous_ids = set(), frozenset()
                 snap.cursors.pop(unit, None)
                 continue
             if retry:

@@ -135,6 +135,8 @@ class SqliteStore:
         path = Path(path)
         if not path.parent.is_dir():
             raise MissingFolder(str(path), str(path.parent))
+        if path.is_dir():
+            raise NotALedger(str(path), "it is a folder")
         exists = path.exists() and path.stat().st_size > 0
         if not exists and not create:
             raise NoLedger(str(path))
@@ -151,6 +153,11 @@ class SqliteStore:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             version = _read_version(conn, path)
+            if version is None and (readonly or not create):
+                # Only a writer asked to create lays out a ledger; never in a reader's open.
+                if not exists:
+                    raise NoLedger(str(path))
+                raise NotALedger(str(path), "an SQLite database without any table")
         except BaseException:
             conn.close()
             raise

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from sweepledger.ledger.events import Event
+from sweepledger.ledger.events import Event, EventKind
 
 from .fold import State
 from .model import CursorRow, PairRow, RunRow, SweepInfo
@@ -357,5 +357,8 @@ class Projector:
         if events[0].seq != self.state.head + 1:
             self.state = load_state(conn)
         for event in events:
+            if event.kind is EventKind.SWEEP_OPEN and self.state.dirty_sweep:
+                # The closing sweep's row must be written before the new sweep replaces it.
+                write_dirty(conn, self.state)
             self.state.apply(event)
         write_dirty(conn, self.state)

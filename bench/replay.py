@@ -1,0 +1,208 @@
+"""`replay` (fold every event from seq 1) in events per second, and where its time goes.
+
+Replay is the audit path and `--as-of` time travel; `check` and the naive status pay the same
+fold. The target is 10^6 events/s. The baseline is the floor a Python reader cannot beat by much:
+a plain loop that reads every row and orjson-decodes its data.
+
+A cost ladder splits the time on one ledger into layers, each row adding one thing to the row
+before, so the difference between two rows is what that layer costs:
+
+  rows, no data/hash  SELECT of the 7 small columns only: the read floor of a fold that
+                  would not need `data` for most events
+  rows            SELECT every column, fetchmany, nothing else
+  + decode        orjson.loads of every data (the baseline)
+  + decode !PAGE  decoding only the non-PAGE events (what a fold that reads PAGE fields from
+                  columns would pay)
+  store.read()    decoded `Event` records (EventKind lookup, dataclass construction)
+  replay          `projections.api.replay`: the fold
+  replay, no tally  the same with `State._retally` stubbed out in this process only: what the
+                  COMPLETE counters upkeep costs (a measurement, not a proposal to drop it)
+  replay, gc off  the same with the cyclic garbage collector paused: what its scans of the
+                  growing state cost
+
+A cProfile of replay on the 10^5 ledger follows (own time per function).
+"""
+
+from __future__ import annotations
+
+import gc
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+from harness import Table, count, human, profile_top, rate, ratio, seconds_of, verdict
+from ledgers import QUICK_SIZES, ensure_ledger, label, sizes
+
+from sweepledger.ledger.store import COLUMNS, SqliteStore
+from sweepledger.projections.api import replay
+from sweepledger.projections.fold import State
+
+TARGET = 1_000_000
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+
+
+def read_rows(path: Path) -> int:
+    """Every row, every column, nothing done with it."""
+    conn = _connect(path)
+    n = 0
+    try:
+        cursor = conn.execute(f"SELECT {COLUMNS} FROM events ORDER BY seq")
+        while batch := cursor.fetchmany(4096):
+            n += len(batch)
+    finally:
+        conn.close()
+    return n
+
+
+def read_fold_columns(path: Path) -> int:
+    """Every row, but only the columns a fold needs besides data (no data, no hash)."""
+    conn = _connect(path)
+    n = 0
+    try:
+        cursor = conn.execute(
+            "SELECT seq, ts, sweep_id, run_id, kind, service, subject FROM events ORDER BY seq"
+        )
+        while batch := cursor.fetchmany(4096):
+            n += len(batch)
+    finally:
+        conn.close()
+    return n
+
+
+def read_and_decode(path: Path) -> int:
+    """The baseline: every row read and its data decoded by orjson."""
+    conn = _connect(path)
+    loads = orjson.loads
+    n = 0
+    try:
+        cursor = conn.execute(f"SELECT {COLUMNS} FROM events ORDER BY seq")
+        while batch := cursor.fetchmany(4096):
+            for row in batch:
+                loads(row[7])
+            n += len(batch)
+    finally:
+        conn.close()
+    return n
+
+
+def read_and_decode_except_pages(path: Path) -> int:
+    """As the baseline, but PAGE data left undecoded (it is most of the bytes)."""
+    conn = _connect(path)
+    loads = orjson.loads
+    n = 0
+    try:
+        cursor = conn.execute(f"SELECT {COLUMNS} FROM events ORDER BY seq")
+        while batch := cursor.fetchmany(4096):
+            for row in batch:
+                if row[4] != "PAGE":
+                    loads(row[7])
+            n += len(batch)
+    finally:
+        conn.close()
+    return n
+
+
+def read_events(path: Path) -> int:
+    """`SqliteStore.read()`: decoded Event records, no fold."""
+    n = 0
+    with SqliteStore.open(path, readonly=True) as store:
+        for _ in store.read():
+            n += 1
+    return n
+
+
+def replay_events(path: Path) -> int:
+    return replay(path).events
+
+
+def replay_without_tally(path: Path) -> int:
+    """Replay with the per-subject COMPLETE counter upkeep stubbed out (diagnostic only)."""
+    original = State._retally
+    State._retally = lambda self, subject, old: None  # type: ignore[method-assign]
+    try:
+        return replay(path).events
+    finally:
+        State._retally = original  # type: ignore[method-assign]
+
+
+def replay_without_gc(path: Path) -> int:
+    """Replay with the cyclic garbage collector paused (diagnostic: what its scans cost)."""
+    gc.disable()
+    try:
+        return replay(path).events
+    finally:
+        gc.enable()
+
+
+LADDER: list[tuple[str, Callable[[Path], int]]] = [
+    ("rows, no data/hash", read_fold_columns),
+    ("rows", read_rows),
+    ("+ decode (baseline)", read_and_decode),
+    ("+ decode !PAGE", read_and_decode_except_pages),
+    ("store.read()", read_events),
+    ("replay", replay_events),
+    ("replay, no tally (diag.)", replay_without_tally),
+    ("replay, gc off (diag.)", replay_without_gc),
+]
+
+
+def timed(action: Callable[[Path], int], path: Path) -> tuple[int, float]:
+    result: list[int] = []
+    seconds = seconds_of(lambda: result.append(action(path)))
+    return result[0], seconds
+
+
+def replay_sizes(quick: bool) -> list[int]:
+    """10^6 and 10^7 (the issue's sizes); 10^5 with `--quick`."""
+    chosen = sizes(quick)
+    big = [s for s in chosen if s >= 1_000_000]
+    return big or [max(chosen)]
+
+
+def main(quick: bool) -> None:
+    """Events/s of replay against the read+decode baseline, the ladder, and a profile."""
+    table = Table(
+        "replay: projections.api.replay (fold from seq 1), events/s",
+        ["size", "events", "step", "seconds", "events/s", "vs baseline", "target", ""],
+    )
+    for size in replay_sizes(quick):
+        info = ensure_ledger(size)
+        read_and_decode(info.path)  # warm the OS cache, as a second replay would find it
+        baseline = 0.0
+        steps = LADDER
+        if size != min(replay_sizes(quick)):
+            steps = [s for s in LADDER if s[1] in (read_and_decode, replay_events)]
+        for name, action in steps:
+            events, seconds = timed(action, info.path)
+            speed = rate(events, seconds)
+            if action is read_and_decode:
+                baseline = speed
+            is_replay = action is replay_events
+            table.add(
+                label(size) if name == steps[0][0] else "",
+                count(events) if name == steps[0][0] else "",
+                name,
+                f"{seconds:.2f}",
+                human(speed),
+                ratio(speed, baseline) if baseline and action is not read_and_decode else "",
+                f">= {human(TARGET)}" if is_replay else "",
+                verdict(speed >= TARGET) if is_replay else "",
+            )
+    table.note("seconds are wall time of the whole call (open, fold, report); replay's own")
+    table.note("ReplayResult.seconds (fold only) differs by the report, a few ms")
+    table.note("the ladder (all steps) runs on the smallest size; others: baseline + replay")
+    table.print()
+    profiled = ensure_ledger(min(QUICK_SIZES[-1], max(sizes(quick))))
+    print(f"\n-- cProfile of replay on {label(min(QUICK_SIZES[-1], max(sizes(quick))))} "
+          f"({count(profiled.events)} events), top own time:")  # fmt: skip
+    print(profile_top(lambda: replay(profiled.path)))
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(quick="--quick" in sys.argv)

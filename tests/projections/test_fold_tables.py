@@ -1,0 +1,153 @@
+"""The write-through tables always equal a rebuild of the fold from seq 1."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sweepledger.collectors.runner import RunOptions, SweepRunner
+from sweepledger.collectors.sim.source import SimSource
+from sweepledger.ledger.store import SqliteStore
+from sweepledger.projections.attach import open_for_writing
+from sweepledger.projections.check import check_store
+from sweepledger.projections.fold import fold
+from sweepledger.projections.model import SERVICES
+from sweepledger.projections.tables import state_rows, stored_rows
+
+from .builder import Recorder, valid_ledger
+
+A, B = "ana@corp.example", "Bob@corp.example"
+
+
+def open_writer(path: Path, *, create: bool = False) -> SqliteStore:
+    """`open_for_writing`, without fsync per append: durability is not what these tests check."""
+    store, _ = open_for_writing(path, create=create)
+    store.conn.execute("PRAGMA synchronous = OFF")
+    return store
+
+
+def assert_tables_match_rebuild(store: SqliteStore) -> None:
+    state = fold(store.read())
+    latest = None if state.sweep is None else state.sweep.sweep_id
+    assert stored_rows(store.conn, latest) == state_rows(state), f"after seq {store.head()}"
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    seed=st.integers(0, 10_000),
+    batches=st.lists(st.integers(1, 12), min_size=1, max_size=40),
+    reopen=st.booleans(),
+)
+def test_incremental_tables_equal_rebuild_after_every_append(
+    seed: int, batches: list[int], reopen: bool
+) -> None:
+    """Appending a valid ledger in random batches keeps every table equal to a fresh fold."""
+    news, _ = valid_ledger(seed)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "ledger.db"
+        store = open_writer(path, create=True)
+        done, turn = 0, 0
+        try:
+            while done < len(news):
+                size = batches[turn % len(batches)]
+                store.append(news[done : done + size])
+                done, turn = done + size, turn + 1
+                assert_tables_match_rebuild(store)
+                if reopen and turn % 3 == 0:
+                    store.close()
+                    store = open_writer(path)
+        finally:
+            store.close()
+
+
+def test_demo_sweep_tables_equal_in_memory_fold(tmp_path: Path) -> None:
+    """A real runner's sweep of the demo workspace leaves tables equal to an in-memory fold."""
+    url = "sim://?subjects=3"
+    db = tmp_path / "demo.db"
+    for max_pages in (2, None):
+        options = RunOptions(source_url=url, services=SERVICES, max_pages=max_pages, seed=1)
+        SweepRunner(db, SimSource(url), options).run()
+    with SqliteStore.open(db, readonly=True) as store:
+        assert_tables_match_rebuild(store)
+        assert check_store(store).ok
+        state = fold(store.read())
+    assert state.sweep is not None
+    assert state.sweep.closed == "complete"
+    assert {row.state for row in state.pairs.values()} == {"COMPLETE"}
+    assert len(state.runs) == 2
+
+
+def test_projection_tables_rebuilt_when_their_version_changes(db_path: Path) -> None:
+    """Tables of another projection version are rebuilt from the events when a writer opens."""
+    rec = Recorder()
+    rec.run_start("run-1", "sweep-1")
+    rec.sweep_open([A, B], ["gmail"])
+    rec.complete("gmail", A, "1001")
+    with SqliteStore.open(db_path, create=True) as plain:
+        plain.append(rec.news)
+        plain.conn.execute("CREATE TABLE pair_state (junk TEXT)")
+        plain.conn.execute("INSERT INTO meta VALUES ('projection_version', 'old')")
+    store, _ = open_for_writing(db_path)
+    with store:
+        assert_tables_match_rebuild(store)
+        assert store.get_meta("projection_version") != "old"
+
+
+def test_closing_and_opening_sweeps_in_one_append_keeps_the_old_sweep_row(
+    db_path: Path,
+) -> None:
+    """SWEEP_CLOSE abandoned and the next SWEEP_OPEN in one transaction: the old row says so."""
+    rec = Recorder()
+    rec.run_start("run-1", "sweep-1")
+    rec.sweep_open([A], ["gmail"])
+    rec.partial("gmail", A)
+    rec.run_end()
+    first = len(rec.news)
+    rec.run_start("run-2", "sweep-2")
+    rec.sweep_close("abandoned", sweep="sweep-1")
+    rec.sweep_open([A], ["gmail"])
+    store, _ = open_for_writing(db_path, create=True)
+    with store:
+        store.append(rec.news[:first])
+        store.append(rec.news[first:])
+        assert_tables_match_rebuild(store)
+        closed = store.conn.execute(
+            "SELECT closed, closed_seq FROM sweeps WHERE sweep_id = 'sweep-1'"
+        ).fetchone()
+    assert closed == ("abandoned", first + 2)
+
+
+def test_a_rolled_back_append_leaves_tables_and_projector_in_step(db_path: Path) -> None:
+    """An append that fails after the projector folded it leaves no trace in tables or state."""
+    rec = Recorder()
+    rec.run_start("run-1", "sweep-1")
+    rec.sweep_open([A, B], ["gmail"])
+    store, projector = open_for_writing(db_path, create=True)
+    with store:
+        store.append(rec.news)
+
+        def fail(conn: object, events: object) -> None:
+            raise RuntimeError("disk full")
+
+        store.hooks.append(fail)
+        extra = Recorder(run_id="run-1", sweep_id="sweep-1")
+        extra.complete("gmail", A, "1001")
+        with pytest.raises(RuntimeError, match="disk full"):
+            store.append(extra.news)
+        store.hooks.remove(fail)
+        assert store.head() == len(rec.news)
+        extra.run_end()
+        store.append(extra.news[-1:])
+        assert_tables_match_rebuild(store)
+        assert ("gmail", A) not in projector.state.pairs
+        assert projector.state.head == store.head()
+        assert projector.state.runs["run-1"].status == "completed"

@@ -168,3 +168,11 @@ def test_folder_as_ledger_path_is_refused(tmp_path: Path) -> None:
     for mode in MODES:
         with pytest.raises(NotALedger, match="folder"):
             SqliteStore.open(folder, **mode)
+
+
+def test_sqlite_file_without_tables_is_laid_out_with_create(db_path: Path) -> None:
+    """A writer asked to create lays out its ledger in a table-less SQLite file."""
+    empty_sqlite(db_path)
+    with SqliteStore.open(db_path, create=True) as store:
+        assert store.get_meta("app") == "sweepledger"
+        assert store.head() == 0

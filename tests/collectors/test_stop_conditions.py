@@ -1,0 +1,86 @@
+"""Stop conditions of an attempt, run in-process against sources that misbehave on purpose."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from sweepledger.collectors.errors import RateLimited
+from sweepledger.collectors.protocol import FetchRequest, Item, Page
+from sweepledger.collectors.retry import RetryPolicy
+from sweepledger.collectors.runner import RunOptions, SweepRunner
+from sweepledger.projections.api import check_ledger, read_status
+
+
+class LoopingSource:
+    """Hands out the same page token forever: a runner that trusts it never stops."""
+
+    url = "test://looping"
+
+    def __init__(self, *, same_items: bool = False) -> None:
+        self.same_items = same_items
+        self.calls = 0
+
+    def roster(self) -> list[str]:
+        return ["a@example.com"]
+
+    def units(self, service: str, subject: str) -> list[str] | None:
+        return None
+
+    def fetch(self, request: FetchRequest) -> Page:
+        self.calls += 1
+        n = 1 if self.same_items else self.calls
+        token = "same" if not self.same_items else f"t{self.calls}"
+        return Page([Item(f"m{n}", {"subject": "x"})], next_page_token=token, exhausted=False)
+
+    def close(self) -> None:
+        pass
+
+
+class AlwaysLimited(LoopingSource):
+    """Every request is refused for rate."""
+
+    url = "test://limited"
+
+    def fetch(self, request: FetchRequest) -> Page:
+        self.calls += 1
+        raise RateLimited("quota", retry_after=0.001)
+
+
+def _run(db: Path, source: LoopingSource, services: Sequence[str] = ("gmail",),
+         **options: object) -> None:
+    SweepRunner(db, source, RunOptions(source.url, tuple(services), max_pages=None,
+                                       **options)).run()  # type: ignore[arg-type]
+
+
+def test_repeated_page_token_raises_no_progress(tmp_path: Path) -> None:
+    """A source that returns the same page token twice ends the attempt ERR:NoProgress after a
+    bounded number of calls, and the ledger stays valid."""
+    db = tmp_path / "l.db"
+    source = LoopingSource()
+    _run(db, source)
+    assert source.calls <= 3
+    report = read_status(db)
+    assert report.problems[0]["state"] == "ERR:NoProgress"
+    assert check_ledger(db).ok
+
+
+def test_same_items_twice_raises_no_progress(tmp_path: Path) -> None:
+    """New tokens but the same items on consecutive pages is no progress either."""
+    db = tmp_path / "l.db"
+    source = LoopingSource(same_items=True)
+    _run(db, source)
+    assert source.calls == 2
+    assert read_status(db).problems[0]["state"] == "ERR:NoProgress"
+
+
+def test_too_many_rate_limits_end_err_rate_limited(tmp_path: Path) -> None:
+    """Consecutive 429s past --max-retries end the pair ERR:RateLimited, with every refusal
+    counted, and the run goes on."""
+    db = tmp_path / "l.db"
+    source = AlwaysLimited()
+    _run(db, source, services=("gmail", "drive"), policy=RetryPolicy(max_retries=2))
+    report = read_status(db)
+    assert [p["state"] for p in report.problems] == ["ERR:RateLimited", "ERR:RateLimited"]
+    assert source.calls == 6
+    assert check_ledger(db).ok

@@ -1,0 +1,55 @@
+"""Permanent failures become BLOCKED pairs that leave the totals; operators pause and unblock."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conftest import SweepCLI
+
+SOURCE = "sim://?subjects=3&suspended=user2@example.com"
+
+
+def test_suspended_subject_is_blocked_after_max_attempts(workdir: Path, cli: SweepCLI) -> None:
+    """Forbidden pairs end ERR:Forbidden until --max-attempts attempts in the sweep; then they
+    are BLOCKED with the reason, leave the active totals, and the sweep completes without them."""
+    args = ("run", "--exhaust", "--source", SOURCE, "--max-attempts", "2")
+    first = cli.run(*args, cwd=workdir)
+    assert first.returncode == 3
+    assert first.stderr.count("err=Forbidden phase") == 0
+    assert first.stderr.count("phase=END ok=0 count=0 partial=0 err=Forbidden") == 4
+    status = json.loads(cli.run("status", "--json", cwd=workdir).stdout)
+    assert status["invariants"]["errors_count"] == 4
+    second = cli.run(*args, cwd=workdir)
+    assert second.returncode == 0, second.stdout
+    status = json.loads(cli.run("status", "--json", cwd=workdir).stdout)
+    assert status["verdict"] == "COMPLETE"
+    assert status["invariants"]["active_targets_total"] == 2
+    assert status["invariants"]["blocked_pairs"] == 4
+    assert {b["service"] for b in status["blocked"]} == {"gmail", "calendar", "chat", "drive"}
+    assert all("Forbidden in 2 attempts" in b["reason"] for b in status["blocked"])
+    text = cli.run("status", cwd=workdir).stdout
+    assert "BLOCKED user2@example.com gmail: Forbidden in 2 attempts" in text
+    assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
+
+
+def test_paused_subject_is_skipped_and_listed(workdir: Path, cli: SweepCLI) -> None:
+    """A paused subject is not swept, is listed as paused, and leaves the totals; unpausing
+    brings it back into the next plan."""
+    assert cli.run("run", "--exhaust", "--source", "sim://?subjects=3", "--max-pages", "1",
+                   "--services", "gmail", cwd=workdir).returncode in (0, 3)
+    paused = cli.run("pause", "user3@example.com", "--reason", "legal hold", cwd=workdir)
+    assert paused.returncode == 0 and "PAUSE user3@example.com recorded" in paused.stdout
+    run = cli.run("run", "--exhaust", "--source", "sim://?subjects=3", "--services", "gmail",
+                  cwd=workdir)
+    assert "subject=user3@example.com" not in run.stderr
+    status = json.loads(cli.run("status", "--json", cwd=workdir).stdout)
+    assert status["paused"] == [{"subject": "user3@example.com", "reason": "legal hold"}]
+    assert status["invariants"]["active_targets_total"] == 2
+    assert cli.run("unpause", "user3@example.com", cwd=workdir).returncode == 0
+    run = cli.run("run", "--exhaust", "--source", "sim://?subjects=3", "--services", "gmail",
+                  cwd=workdir)
+    assert run.returncode == 0
+    assert "subject=user3@example.com phase=END" in run.stderr

@@ -55,6 +55,16 @@ def _last_event_age(db_path: Path) -> str:
     return f", last event {(datetime.now(UTC) - then).total_seconds():.1f}s ago"
 
 
+def acquire_writer_lock(db_path: Path, owner: str) -> WriterLock:
+    """The ledger's writer lock, or `AlreadyRunning` naming the holder and its last event."""
+    lock = WriterLock(db_path)
+    try:
+        lock.acquire(owner)
+    except AlreadyRunning as busy:
+        raise AlreadyRunning(str(db_path), f"{busy.holder}{_last_event_age(db_path)}") from None
+    return lock
+
+
 class ScopeMismatch(LedgerError):
     """The open sweep was opened with another source or services."""
 
@@ -126,8 +136,12 @@ class SweepRunner:
         streams: Sequence[IO[str]] = (),
         stop: threading.Event | None = None,
         on_commit: Callable[[Sequence[Event]], None] | None = None,
+        lock: WriterLock | None = None,
     ) -> None:
+        """`lock`: a writer lock the caller already holds (the daemon keeps one across cycles);
+        without it the run takes and releases its own."""
         self.db_path = Path(db_path)
+        self.held_lock = lock
         self.source = source
         self.options = options
         self.streams = streams
@@ -144,12 +158,9 @@ class SweepRunner:
     def run(self) -> RunOutcome:
         started = time.monotonic()
         deadline = None if self.options.max_seconds is None else started + self.options.max_seconds
-        lock = WriterLock(self.db_path)
-        try:
-            lock.acquire(self.run_id)
-        except AlreadyRunning as busy:
-            raise AlreadyRunning(str(self.db_path), f"{busy.holder}{_last_event_age(self.db_path)}"
-                                 ) from None
+        lock = self.held_lock or acquire_writer_lock(self.db_path, self.run_id)
+        if self.held_lock is not None:
+            lock.announce(self.run_id)
         try:
             store, projector = open_for_writing(self.db_path, create=True)
             try:
@@ -158,7 +169,8 @@ class SweepRunner:
             finally:
                 store.close()
         finally:
-            lock.release()
+            if self.held_lock is None:
+                lock.release()
 
     def _run(self, writer: Writer, started: float, deadline: float | None) -> RunOutcome:
         opts = self.options

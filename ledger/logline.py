@@ -1,7 +1,8 @@
 """The SWEEP log line (DESIGN 8): rendered from a pair event, parsed back by `parse_line`.
 
-Values are logfmt: bare when they hold no space, quote, `=`, backslash or control character;
-otherwise double-quoted, with `\\`, `"`, `=` and control characters escaped by a backslash. Because
+Values are logfmt: bare when they hold no space, quote (`"` or `'`), `=`, backslash or control
+character; otherwise double-quoted, with `\\`, `"`, `=`, control characters (C0, DEL, C1) and the
+Unicode line separators escaped by a backslash, so a line is one line for any reader. Because
 every `=` inside a value is escaped, the only bare `key=` texts on a line are its own keys: a grep
 for `partial=1` or `err=` can never match text from a detail. `shlex.split` splits a line into the
 same `key=value` tokens; `parse_line` also undoes the escapes.
@@ -16,7 +17,7 @@ from typing import Any
 from .events import Event, EventKind
 
 KEYS = ("service", "subject", "phase", "ok", "count", "partial", "err", "detail")
-_BARE = re.compile(r"[^\s\"=\\\x00-\x1f\x7f]+")
+_BARE = re.compile(r"[^\s\"'=\\\x00-\x1f\x7f-\x9f]+")
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "=": "\\=", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _UNESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
 
@@ -29,8 +30,10 @@ def quote(value: str) -> str:
     for ch in value:
         if ch in _ESCAPES:
             out.append(_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+        elif ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F:
             out.append(f"\\x{ord(ch):02x}")
+        elif ch in "\u2028\u2029":
+            out.append(f"\\u{ord(ch):04x}")
         else:
             out.append(ch)
     return '"' + "".join(out) + '"'
@@ -68,6 +71,10 @@ def parse_line(line: str) -> dict[str, str]:
                     if nxt == "x":
                         chars.append(chr(int(line[i + 2 : i + 4], 16)))
                         i += 4
+                        continue
+                    if nxt == "u":
+                        chars.append(chr(int(line[i + 2 : i + 6], 16)))
+                        i += 6
                         continue
                     chars.append(_UNESCAPES.get(nxt, nxt))
                     i += 2

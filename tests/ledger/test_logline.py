@@ -54,20 +54,16 @@ def fields_with(detail: str, **others: str) -> dict[str, str]:
     return fields
 
 
-def own_key_positions(line: str) -> dict[str, int]:
-    """Where each key's `key=` starts, found by walking the line with shlex's tokens."""
-    positions, at = {}, len("SWEEP ")
-    for key, token in zip(KEYS, shlex.split(line)[1:], strict=True):
-        positions[key] = at
-        at = line.index(" ", at + len(key)) + 1 if key != KEYS[-1] else len(line)
-        del token
-    return positions
+def key_starts(fields: dict[str, str]) -> dict[str, int]:
+    """Where each of the line's own `key=` begins (pieces joined by single spaces)."""
+    starts, at = {}, len("SWEEP ")
+    for key in KEYS:
+        starts[key] = at
+        at += len(f"{key}={quote(fields[key])}") + 1
+    return starts
 
 
-settings.register_profile("logline", max_examples=300, deadline=None, database=None)
-
-
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(values=st.fixed_dictionaries({key: values for key in KEYS}))
 @example(values=fields_with("partial=1"))
 @example(values=fields_with("o'brien", subject="o'brien@corp.example"))
@@ -79,7 +75,7 @@ def test_any_fields_render_and_parse_back(values: dict[str, str]) -> None:
     assert parse_line(line) == values
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(detail=values, subject=values)
 def test_shlex_splits_into_the_eight_keys_in_order(detail: str, subject: str) -> None:
     """`shlex.split` yields SWEEP and exactly the 8 `key=` tokens, in the fixed order."""
@@ -93,7 +89,7 @@ def test_shlex_splits_into_the_eight_keys_in_order(detail: str, subject: str) ->
             assert token == f"{key}={value}"
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(detail=values, subject=values, partial=st.sampled_from(["0", "1"]))
 @example(detail="partial=1 err=Internal", subject="err=x", partial="0")
 @example(detail="xpartial=1", subject="a partial=1", partial="0")
@@ -101,8 +97,9 @@ def test_key_texts_appear_only_as_the_lines_own_keys(
     detail: str, subject: str, partial: str
 ) -> None:
     """`partial=1` and `err=` are found, as a grep finds them, only where the line's keys are."""
-    line = format_line(fields_with(detail, subject=subject, partial=partial))
-    starts = own_key_positions(line)
+    fields = fields_with(detail, subject=subject, partial=partial)
+    line = format_line(fields)
+    starts = key_starts(fields)
     assert [m.start() for m in re.finditer("partial=1", line)] == (
         [starts["partial"]] if partial == "1" else []
     )

@@ -19,6 +19,12 @@ def main() -> None:
     """
 
 
-for command in (run_command, status_command, check_command, log_command, replay_command,
-                *OPERATOR_COMMANDS):
+for command in (
+    run_command,
+    status_command,
+    check_command,
+    log_command,
+    replay_command,
+    *OPERATOR_COMMANDS,
+):
     main.add_command(command)

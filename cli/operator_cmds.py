@@ -86,5 +86,4 @@ def reset_cursor_command(db: str, service: str, subject: str, reason: str) -> No
     _done(operations.reset_cursor(db, chosen, _one_subject(subject), reason))
 
 
-COMMANDS = (block_command, unblock_command, pause_command, unpause_command,
-            reset_cursor_command)
+COMMANDS = (block_command, unblock_command, pause_command, unpause_command, reset_cursor_command)

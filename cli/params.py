@@ -30,8 +30,13 @@ class UserError(click.ClickException):
 
 def db_option(func: F) -> F:
     return click.option(
-        "--db", "db", envvar="SWEEP_DB", default="sweep.db", show_default=True,
-        type=click.Path(dir_okay=False), help="The ledger file (also $SWEEP_DB).",
+        "--db",
+        "db",
+        envvar="SWEEP_DB",
+        default="sweep.db",
+        show_default=True,
+        type=click.Path(dir_okay=False),
+        help="The ledger file (also $SWEEP_DB).",
     )(func)
 
 
@@ -63,11 +68,13 @@ def parse_services(value: str | None) -> tuple[str, ...]:
         if name == "docs":
             raise click.BadParameter(
                 "docs is out of scope: Sweepledger sweeps gmail, calendar, chat and drive",
-                param_hint="--services")
+                param_hint="--services",
+            )
         if name not in SERVICES:
             raise click.BadParameter(
                 f"unknown service {name!r}; choose from {', '.join(SERVICES)}",
-                param_hint="--services")
+                param_hint="--services",
+            )
     return tuple(s for s in SERVICES if s in names)
 
 
@@ -80,8 +87,7 @@ def parse_subjects(value: str | None) -> tuple[str, ...] | None:
         raise click.BadParameter("no subject given", param_hint="--subjects")
     for email in emails:
         if not EMAIL.match(email):
-            raise click.BadParameter(f"{email!r} is not an email address",
-                                     param_hint="--subjects")
+            raise click.BadParameter(f"{email!r} is not an email address", param_hint="--subjects")
     return tuple(dict.fromkeys(emails))
 
 

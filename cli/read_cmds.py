@@ -24,8 +24,12 @@ def _print_json(value: Any) -> None:
 @click.command("status")
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="The same content as JSON, for scripts.")
-@click.option("--as-of", type=click.IntRange(min=0), default=None,
-              help="The status as it was after event SEQ (folds the events).")
+@click.option(
+    "--as-of",
+    type=click.IntRange(min=0),
+    default=None,
+    help="The status as it was after event SEQ (folds the events).",
+)
 @translate_errors
 def status_command(db: str, as_json: bool, as_of: int | None) -> None:
     """The sweep's state, the COMPLETE invariants, services, problem pairs and recent runs."""
@@ -38,8 +42,9 @@ def status_command(db: str, as_json: bool, as_of: int | None) -> None:
 
 @click.command("check")
 @db_option
-@click.option("--require-complete", is_flag=True,
-              help="Also fail unless the latest sweep is COMPLETE.")
+@click.option(
+    "--require-complete", is_flag=True, help="Also fail unless the latest sweep is COMPLETE."
+)
 @click.option("--json", "as_json", is_flag=True, help="Violations as JSON.")
 @translate_errors
 def check_command(db: str, require_complete: bool, as_json: bool) -> None:
@@ -47,11 +52,15 @@ def check_command(db: str, require_complete: bool, as_json: bool) -> None:
     monotonicity, counts, runs and projection tables. Exit 0 if nothing is violated, else 1."""
     result = check_ledger(db, require_complete=require_complete)
     if as_json:
-        _print_json({
-            "ok": result.ok, "events": result.state.head,
-            "violations": [{"seq": v.seq, "rule": v.rule, "message": v.message}
-                           for v in result.violations],
-        })
+        _print_json(
+            {
+                "ok": result.ok,
+                "events": result.state.head,
+                "violations": [
+                    {"seq": v.seq, "rule": v.rule, "message": v.message} for v in result.violations
+                ],
+            }
+        )
     else:
         for violation in result.violations:
             click.echo(str(violation))
@@ -66,16 +75,31 @@ def check_command(db: str, require_complete: bool, as_json: bool) -> None:
 @click.option("--sweep", "sweep_id", default=None, help="Only this sweep's lines.")
 @click.option("--service", default=None, help="Only this service.")
 @click.option("--subject", default=None, help="Only this subject.")
-@click.option("--phase", type=click.Choice([str(p) for p in sorted(PAIR_PHASES)]), default=None,
-              help="Only this phase.")
+@click.option(
+    "--phase",
+    type=click.Choice([str(p) for p in sorted(PAIR_PHASES)]),
+    default=None,
+    help="Only this phase.",
+)
 @translate_errors
-def log_command(db: str, run_id: str | None, sweep_id: str | None, service: str | None,
-                subject: str | None, phase: str | None) -> None:
+def log_command(
+    db: str,
+    run_id: str | None,
+    sweep_id: str | None,
+    service: str | None,
+    subject: str | None,
+    phase: str | None,
+) -> None:
     """Re-render SWEEP lines from the ledger: for a run, exactly what it printed."""
     clauses = [f"kind IN ({','.join(repr(str(k)) for k in sorted(PAIR_PHASES))})"]
     params: list[object] = []
-    for column, value in (("run_id", run_id), ("sweep_id", sweep_id), ("service", service),
-                          ("subject", subject), ("kind", phase)):
+    for column, value in (
+        ("run_id", run_id),
+        ("sweep_id", sweep_id),
+        ("service", service),
+        ("subject", subject),
+        ("kind", phase),
+    ):
         if value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
@@ -87,18 +111,23 @@ def log_command(db: str, run_id: str | None, sweep_id: str | None, service: str 
 
 @click.command("replay")
 @db_option
-@click.option("--as-of", type=click.IntRange(min=0), default=None,
-              help="Stop after event SEQ (time travel).")
+@click.option(
+    "--as-of", type=click.IntRange(min=0), default=None, help="Stop after event SEQ (time travel)."
+)
 @click.option("--json", "as_json", is_flag=True, help="The rebuilt status as JSON.")
 @translate_errors
 def replay_command(db: str, as_of: int | None, as_json: bool) -> None:
     """Rebuild every projection from seq 1 in memory and print the status it gives (audit)."""
     result = replay(db, as_of=as_of)
     if as_json:
-        _print_json({**result.report.as_dict(), "replayed_events": result.events,
-                     "seconds": round(result.seconds, 6)})
+        _print_json(
+            {
+                **result.report.as_dict(),
+                "replayed_events": result.events,
+                "seconds": round(result.seconds, 6),
+            }
+        )
         return
     click.echo(status_text(result.report))
     rate = result.events / result.seconds if result.seconds > 0 else 0.0
-    click.echo(f"\nreplayed {result.events} events in {result.seconds:.3f}s "
-               f"({rate:,.0f} events/s)")
+    click.echo(f"\nreplayed {result.events} events in {result.seconds:.3f}s ({rate:,.0f} events/s)")

@@ -20,47 +20,69 @@ def status_text(report: StatusReport) -> str:
     mark = lambda good: "ok" if good else "NOT MET"  # noqa: E731
     lines.append("invariants:")
     lines.append(f"  active_targets_total            {total:>7}")
-    lines.append(f"  attempted_count                 {c.attempted_count:>7}  {mark(c.attempted_count == total)}")
-    lines.append(f"  complete_subjects_count         {c.complete_subjects_count:>7}  "
-                 f"{mark(c.complete_subjects_count == total)}")
-    lines.append(f"  partial_subjects_count          {c.partial_subjects_count:>7}  "
-                 f"{mark(c.partial_subjects_count == 0)}")
-    lines.append(f"  errors_count                    {c.errors_count:>7}  {mark(c.errors_count == 0)}")
+    lines.append(
+        f"  attempted_count                 {c.attempted_count:>7}  {mark(c.attempted_count == total)}"
+    )
+    lines.append(
+        f"  complete_subjects_count         {c.complete_subjects_count:>7}  "
+        f"{mark(c.complete_subjects_count == total)}"
+    )
+    lines.append(
+        f"  partial_subjects_count          {c.partial_subjects_count:>7}  "
+        f"{mark(c.partial_subjects_count == 0)}"
+    )
+    lines.append(
+        f"  errors_count                    {c.errors_count:>7}  {mark(c.errors_count == 0)}"
+    )
     for service in sweep["services"]:
         got = c.pagination_exhausted.get(service, 0)
         want = c.pairs_per_service.get(service, 0)
-        lines.append(f"  pagination_exhausted[{service}]".ljust(34) + f"{got:>7}  "
-                     f"{mark(got == want)}")
+        lines.append(
+            f"  pagination_exhausted[{service}]".ljust(34) + f"{got:>7}  {mark(got == want)}"
+        )
     if c.blocked_pairs or c.paused_subjects:
-        lines.append(f"  excluded: {c.blocked_pairs} blocked pairs, {c.paused_subjects} paused "
-                     "subjects")
+        lines.append(
+            f"  excluded: {c.blocked_pairs} blocked pairs, {c.paused_subjects} paused subjects"
+        )
     lines.append("")
-    header = ("service", "pairs", "complete", "partial", "running", "errors", "exhausted",
-              "items")
+    header = ("service", "pairs", "complete", "partial", "running", "errors", "exhausted", "items")
     lines.append("  ".join(h.rjust(9) if i else h.ljust(9) for i, h in enumerate(header)))
     for row in report.services:
-        cells = (row["service"], row["pairs"], row["complete"], row["partial"],
-                 row["in_progress"], row["errors"], row["exhausted"], row["items"])
-        lines.append("  ".join(str(v).rjust(9) if i else str(v).ljust(9)
-                               for i, v in enumerate(cells)))
+        cells = (
+            row["service"],
+            row["pairs"],
+            row["complete"],
+            row["partial"],
+            row["in_progress"],
+            row["errors"],
+            row["exhausted"],
+            row["items"],
+        )
+        lines.append(
+            "  ".join(str(v).rjust(9) if i else str(v).ljust(9) for i, v in enumerate(cells))
+        )
     if report.blocked or report.paused:
         lines.append("")
         for b in report.blocked:
-            lines.append(f"BLOCKED {b['subject']} {b['service'] or '(all services)'}: "
-                         f"{b['reason']}")
+            lines.append(
+                f"BLOCKED {b['subject']} {b['service'] or '(all services)'}: {b['reason']}"
+            )
         for p in report.paused:
             lines.append(f"PAUSED  {p['subject']}: {p['reason']}")
     if report.problems_total:
         lines.append("")
-        lines.append(f"not complete: {report.problems_total} pairs "
-                     f"({report.not_started} not started)")
+        lines.append(
+            f"not complete: {report.problems_total} pairs ({report.not_started} not started)"
+        )
         for p in report.problems:
             extra = f" last error {p['last_err']}" if p["last_err"] else ""
             if p["outstanding"]:
                 extra += f", {len(p['outstanding'])} items outstanding"
             detail = f": {p['detail']}" if p["detail"] else ""
-            lines.append(f"  {p['service']:<9} {p['subject']}  {p['state']}  attempts "
-                         f"{p['attempts']}{extra}{detail}")
+            lines.append(
+                f"  {p['service']:<9} {p['subject']}  {p['state']}  attempts "
+                f"{p['attempts']}{extra}{detail}"
+            )
     if report.runs:
         lines.append("")
         lines.append("recent runs:")

@@ -30,50 +30,131 @@ DEFAULT_SOURCE = "sim://"
 
 @click.command("run")
 @db_option
-@click.option("--source", "source_url", envvar="SWEEP_SOURCE", default=DEFAULT_SOURCE,
-              show_default=True, help="Where to collect from (also $SWEEP_SOURCE): sim://?... "
-              "is the built-in demo workspace, google://?... Google Workspace.")
-@click.option("--full-sweep", is_flag=True,
-              help="The whole roster times the selected services (the default; never discards "
-                   "cursors).")
+@click.option(
+    "--source",
+    "source_url",
+    envvar="SWEEP_SOURCE",
+    default=DEFAULT_SOURCE,
+    show_default=True,
+    help="Where to collect from (also $SWEEP_SOURCE): sim://?... "
+    "is the built-in demo workspace, google://?... Google Workspace.",
+)
+@click.option(
+    "--full-sweep",
+    is_flag=True,
+    help="The whole roster times the selected services (the default; never discards cursors).",
+)
 @click.option("--exhaust", is_flag=True, help="No page limit per attempt.")
-@click.option("--services", "services", default=None,
-              help="Comma-separated, from gmail,calendar,chat,drive (default: all four).")
-@click.option("--subjects", "subjects", default=None,
-              help="Comma-separated emails: only these subjects (a new sweep's roster).")
-@click.option("--resume/--no-resume", default=True, show_default=True,
-              help="Continue the open sweep, or abandon it and open a new one.")
-@click.option("--only-remaining", is_flag=True,
-              help="Take NOT_STARTED and PARTIAL pairs only, not those in ERR.")
-@click.option("--max-pages", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Pages per attempt before the pair ends PARTIAL (ignored with --exhaust).")
-@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Stop at the next page boundary after this many seconds; the run ends "
-                   "paused (exit 75). Also $MAX_SECONDS_PER_RUN unless $RUN_TO_COMPLETION=true.")
-@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
-              help="Pairs fetched concurrently (events are still appended by one writer).")
-@click.option("--passes", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Passes over the plan: pairs left in ERR or PARTIAL are retried.")
-@click.option("--retry-wait", type=click.FloatRange(min=0), default=5.0, show_default=True,
-              help="Seconds between passes.")
-@click.option("--max-retries", type=click.IntRange(min=0), default=5, show_default=True,
-              help="Retries of one request on rate limits and transient errors.")
-@click.option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Attempts in a sweep before a permanently failing pair is blocked.")
+@click.option(
+    "--services",
+    "services",
+    default=None,
+    help="Comma-separated, from gmail,calendar,chat,drive (default: all four).",
+)
+@click.option(
+    "--subjects",
+    "subjects",
+    default=None,
+    help="Comma-separated emails: only these subjects (a new sweep's roster).",
+)
+@click.option(
+    "--resume/--no-resume",
+    default=True,
+    show_default=True,
+    help="Continue the open sweep, or abandon it and open a new one.",
+)
+@click.option(
+    "--only-remaining",
+    is_flag=True,
+    help="Take NOT_STARTED and PARTIAL pairs only, not those in ERR.",
+)
+@click.option(
+    "--max-pages",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Pages per attempt before the pair ends PARTIAL (ignored with --exhaust).",
+)
+@click.option(
+    "--max-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop at the next page boundary after this many seconds; the run ends "
+    "paused (exit 75). Also $MAX_SECONDS_PER_RUN unless $RUN_TO_COMPLETION=true.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Pairs fetched concurrently (events are still appended by one writer).",
+)
+@click.option(
+    "--passes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Passes over the plan: pairs left in ERR or PARTIAL are retried.",
+)
+@click.option(
+    "--retry-wait",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Seconds between passes.",
+)
+@click.option(
+    "--max-retries",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Retries of one request on rate limits and transient errors.",
+)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Attempts in a sweep before a permanently failing pair is blocked.",
+)
 @click.option("--since", default=None, help="RFC 3339 date: how far back a full sync reaches.")
-@click.option("--months-back", type=click.IntRange(min=1), default=None,
-              help="How many months back a full sync reaches.")
-@click.option("--log-file", type=click.Path(dir_okay=False), default=None,
-              help="Also append the SWEEP lines to this file.")
+@click.option(
+    "--months-back",
+    type=click.IntRange(min=1),
+    default=None,
+    help="How many months back a full sync reaches.",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also append the SWEEP lines to this file.",
+)
 @click.option("--quiet", is_flag=True, help="No SWEEP lines on stderr.")
 @click.option("--seed", type=int, default=None, help="Seed of the retry jitter (for tests).")
 @translate_errors
-def run_command(db: str, source_url: str, full_sweep: bool, exhaust: bool, services: str | None,
-                subjects: str | None, resume: bool, only_remaining: bool, max_pages: int,
-                max_seconds: float | None, workers: int, passes: int, retry_wait: float,
-                max_retries: int, max_attempts: int, since: str | None,
-                months_back: int | None, log_file: str | None, quiet: bool,
-                seed: int | None) -> None:
+def run_command(
+    db: str,
+    source_url: str,
+    full_sweep: bool,
+    exhaust: bool,
+    services: str | None,
+    subjects: str | None,
+    resume: bool,
+    only_remaining: bool,
+    max_pages: int,
+    max_seconds: float | None,
+    workers: int,
+    passes: int,
+    retry_wait: float,
+    max_retries: int,
+    max_attempts: int,
+    since: str | None,
+    months_back: int | None,
+    log_file: str | None,
+    quiet: bool,
+    seed: int | None,
+) -> None:
     """Sweep every subject x service until the sweep is COMPLETE; rerun to continue.
 
     \b
@@ -94,11 +175,22 @@ def run_command(db: str, source_url: str, full_sweep: bool, exhaust: bool, servi
         raise UserError(f"cannot use {db}: folder {path.parent} does not exist", 2)
     source = open_source(source_url)
     options = RunOptions(
-        source_url=source.url, services=chosen, subjects=names, resume=resume,
-        only_remaining=only_remaining, max_pages=None if exhaust else max_pages,
-        max_seconds=max_seconds, workers=workers, passes=passes, retry_wait=retry_wait,
-        policy=RetryPolicy(max_retries=max_retries), max_attempts=max_attempts, since=since,
-        months_back=months_back, argv=tuple(sys.argv[1:]), seed=seed,
+        source_url=source.url,
+        services=chosen,
+        subjects=names,
+        resume=resume,
+        only_remaining=only_remaining,
+        max_pages=None if exhaust else max_pages,
+        max_seconds=max_seconds,
+        workers=workers,
+        passes=passes,
+        retry_wait=retry_wait,
+        policy=RetryPolicy(max_retries=max_retries),
+        max_attempts=max_attempts,
+        since=since,
+        months_back=months_back,
+        argv=tuple(sys.argv[1:]),
+        seed=seed,
     )
     streams: list[IO[str]] = [] if quiet else [sys.stderr]
     log: IO[str] | None = None
@@ -146,8 +238,7 @@ def _check_since(value: str) -> None:
     try:
         datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise UserError(f"--since {value!r} is not an RFC 3339 date (e.g. 2026-01-31)", 2) \
-            from None
+        raise UserError(f"--since {value!r} is not an RFC 3339 date (e.g. 2026-01-31)", 2) from None
 
 
 def _install_signals(runner: SweepRunner) -> Any:

@@ -24,8 +24,8 @@ from .errors import (
     CollectorError,
     CursorExpired,
     Internal,
-    ItemFailed,
     InvalidPageToken,
+    ItemFailed,
     NoProgress,
 )
 from .protocol import CURSOR_KEYS, FetchRequest, Page, Source
@@ -83,8 +83,14 @@ def _snapshot(state: State, service: str, subject: str) -> _Snapshot:
             cursors.setdefault(unit or None, {})[base] = cursor.value
     if row is None:
         return _Snapshot(0, None, [], [], 0, cursors)
-    return _Snapshot(row.attempts, row.checkpoint, list(row.units_done), list(row.outstanding),
-                     row.permanent_failures, cursors)
+    return _Snapshot(
+        row.attempts,
+        row.checkpoint,
+        list(row.units_done),
+        list(row.outstanding),
+        row.permanent_failures,
+        cursors,
+    )
 
 
 class PairAttempt:
@@ -104,16 +110,31 @@ class PairAttempt:
         rng: random.Random,
     ) -> None:
         self.writer, self.source, self.limits, self.stop, self.rng = (
-            writer, source, limits, stop, rng)
+            writer,
+            source,
+            limits,
+            stop,
+            rng,
+        )
         self.sweep_id, self.run_id, self.service, self.subject = (
-            sweep_id, run_id, service, subject)
+            sweep_id,
+            run_id,
+            service,
+            subject,
+        )
         self.count = 0
         self.pages = 0
         self.outstanding: list[str] = []
 
     def _event(self, kind: EventKind, **data: Any) -> NewEvent:
-        return NewEvent(kind, self.sweep_id, self.run_id, self.service, self.subject,
-                        {k: v for k, v in data.items() if v is not None})
+        return NewEvent(
+            kind,
+            self.sweep_id,
+            self.run_id,
+            self.service,
+            self.subject,
+            {k: v for k, v in data.items() if v is not None},
+        )
 
     def _commit(self, build: Callable[[Transaction], None]) -> None:
         self.writer.commit(build)
@@ -133,12 +154,16 @@ class PairAttempt:
         units: list[str] | None = None
         try:
             units = call_with_retries(
-                lambda: self.source.units(self.service, self.subject), self.limits.policy,
-                tally, stop=self.stop, rng=self.rng)
+                lambda: self.source.units(self.service, self.subject),
+                self.limits.policy,
+                tally,
+                stop=self.stop,
+                rng=self.rng,
+            )
         except (CollectorError, Stopped) as error:
             self._start(snap, None)
             return self._fail(snap, error)
-        except Exception as error:  # noqa: BLE001 - a source bug is recorded, never swallowed
+        except Exception as error:
             self._start(snap, None)
             return self._fail(snap, Internal(f"{type(error).__name__}: {error}"))
         self._start(snap, units)
@@ -148,20 +173,22 @@ class PairAttempt:
             return self._skip(stop.reason, stop.detail)
         except (CollectorError, Stopped) as error:
             return self._fail(snap, error)
-        except Exception as error:  # noqa: BLE001 - a source bug is recorded, never swallowed
+        except Exception as error:
             return self._fail(snap, Internal(f"{type(error).__name__}: {error}"))
         return self._finish(snap, final)
 
     def _start(self, snap: _Snapshot, units: list[str] | None) -> None:
         primary = CURSOR_KEYS.get(self.service, "")
         checkpoint = snap.checkpoint or {}
-        self._append(self._event(
-            EventKind.START,
-            attempt=snap.attempts + 1,
-            cursor_before=snap.cursors.get(None, {}).get(primary),
-            resume_token=checkpoint.get("token"),
-            units=units,
-        ))
+        self._append(
+            self._event(
+                EventKind.START,
+                attempt=snap.attempts + 1,
+                cursor_before=snap.cursors.get(None, {}).get(primary),
+                resume_token=checkpoint.get("token"),
+                units=units,
+            )
+        )
 
     def _walk_all(self, snap: _Snapshot, units: list[str] | None) -> dict[str, str]:
         """Walk the pair (or each unfinished unit); returns the pair's final cursor values."""
@@ -197,12 +224,25 @@ class PairAttempt:
         retry: list[str] = list(self.outstanding) if checkpoint is not None else []
         while True:
             self._check_limits()
-            request = FetchRequest(self.service, self.subject, unit, cursor, token, carry,
-                                   retry_ids=retry, since=self.limits.since)
+            request = FetchRequest(
+                self.service,
+                self.subject,
+                unit,
+                cursor,
+                token,
+                carry,
+                retry_ids=retry,
+                since=self.limits.since,
+            )
             tally = RetryTally()
             try:
-                page = call_with_retries(lambda r=request: self.source.fetch(r),
-                                         self.limits.policy, tally, stop=self.stop, rng=self.rng)
+                page = call_with_retries(
+                    lambda r=request: self.source.fetch(r),
+                    self.limits.policy,
+                    tally,
+                    stop=self.stop,
+                    rng=self.rng,
+                )
             except InvalidPageToken:
                 if token is None:
                     raise
@@ -212,8 +252,15 @@ class PairAttempt:
             except CursorExpired as expired:
                 if not cursor:
                     raise
-                self._append(self._event(EventKind.CURSOR_RESET, unit=unit, reason="expired",
-                                         detail=str(expired), previous=cursor))
+                self._append(
+                    self._event(
+                        EventKind.CURSOR_RESET,
+                        unit=unit,
+                        reason="expired",
+                        detail=str(expired),
+                        previous=cursor,
+                    )
+                )
                 cursor, token, carry, page_no, retry = {}, None, {}, 0, []
                 seen_tokens, previous_ids = set(), frozenset()
                 snap.cursors.pop(unit, None)
@@ -253,8 +300,9 @@ class PairAttempt:
         ids = ", ".join(self.outstanding[:10])
         more = f" and {len(self.outstanding) - 10} more" if len(self.outstanding) > 10 else ""
         if self.attempt_no >= self.limits.max_attempts:
-            raise ItemFailed(f"{len(self.outstanding)} items failed in {self.attempt_no} "
-                             f"attempts: {ids}{more}")
+            raise ItemFailed(
+                f"{len(self.outstanding)} items failed in {self.attempt_no} attempts: {ids}{more}"
+            )
         raise _Stop("partial", f"{len(self.outstanding)} items outstanding: {ids}{more}")
 
     def _check_limits(self) -> None:
@@ -265,8 +313,16 @@ class PairAttempt:
         if self.limits.max_pages is not None and self.pages >= self.limits.max_pages:
             raise _Stop("partial")
 
-    def _persist(self, page: Page, page_no: int, unit: str | None, tally: RetryTally,
-                 cursor: Mapping[str, str], *, retried: list[str] | None = None) -> None:
+    def _persist(
+        self,
+        page: Page,
+        page_no: int,
+        unit: str | None,
+        tally: RetryTally,
+        cursor: Mapping[str, str],
+        *,
+        retried: list[str] | None = None,
+    ) -> None:
         """The page's items and its PAGE event in one transaction; with a unit's cursor too if
         this page exhausted the unit and no item of it is outstanding."""
         self.pages += 1
@@ -278,20 +334,38 @@ class PairAttempt:
 
         def build(tx: Transaction) -> None:
             stats = write_items(tx.conn, self.service, self.subject, page.items, seq=tx.next_seq)
-            tx.append(self._event(
-                EventKind.PAGE, unit=unit, page=page_no, count=len(page.items),
-                next_page_token=page.next_page_token, exhausted=page.exhausted,
-                carry=dict(page.carry) or None, failed_ids=list(page.failed_ids) or None,
-                retried_ids=retried or None,
-                inserted=stats.inserted, updated=stats.updated, unchanged=stats.unchanged,
-                deleted=stats.deleted, requests=page.requests + tally.retries,
-                rate_limited=page.rate_limited + tally.rate_limited,
-                quota_units=page.quota_units, retries=tally.retries or None,
-            ))
+            tx.append(
+                self._event(
+                    EventKind.PAGE,
+                    unit=unit,
+                    page=page_no,
+                    count=len(page.items),
+                    next_page_token=page.next_page_token,
+                    exhausted=page.exhausted,
+                    carry=dict(page.carry) or None,
+                    failed_ids=list(page.failed_ids) or None,
+                    retried_ids=retried or None,
+                    inserted=stats.inserted,
+                    updated=stats.updated,
+                    unchanged=stats.unchanged,
+                    deleted=stats.deleted,
+                    requests=page.requests + tally.retries,
+                    rate_limited=page.rate_limited + tally.rate_limited,
+                    quota_units=page.quota_units,
+                    retries=tally.retries or None,
+                )
+            )
             if write_unit_cursor:
                 for key, value in page.cursor.items():
-                    tx.append(self._event(EventKind.CURSOR_WRITE, unit=unit, key=key,
-                                          value=value, previous=cursor.get(key)))
+                    tx.append(
+                        self._event(
+                            EventKind.CURSOR_WRITE,
+                            unit=unit,
+                            key=key,
+                            value=value,
+                            previous=cursor.get(key),
+                        )
+                    )
 
         self._commit(build)
 
@@ -299,23 +373,31 @@ class PairAttempt:
         previous = snap.cursors.get(None, {})
         for key, value in final.items():
             if regresses(key, previous.get(key), value):
-                return self._fail(snap, Internal(
-                    f"cursor regression refused: {key} {previous.get(key)} -> {value}"),
-                    reason="regression")
+                return self._fail(
+                    snap,
+                    Internal(f"cursor regression refused: {key} {previous.get(key)} -> {value}"),
+                    reason="regression",
+                )
         events = [
             self._event(EventKind.CURSOR_WRITE, key=key, value=value, previous=previous.get(key))
             for key, value in final.items()
         ]
-        events.append(self._event(EventKind.END, ok=True, count=self.count, partial=False,
-                                  exhausted=True))
+        events.append(
+            self._event(EventKind.END, ok=True, count=self.count, partial=False, exhausted=True)
+        )
         self._append(*events)
         return AttemptResult(self.service, self.subject, "COMPLETE", self.count)
 
     def _skip(self, reason: str, detail: str = "") -> AttemptResult:
         self._append(
             self._event(EventKind.CURSOR_SKIP, reason=reason),
-            self._event(EventKind.END, ok=True, count=self.count, partial=True,
-                        detail=detail or f"{reason}: cursor not written"),
+            self._event(
+                EventKind.END,
+                ok=True,
+                count=self.count,
+                partial=True,
+                detail=detail or f"{reason}: cursor not written",
+            ),
         )
         return AttemptResult(self.service, self.subject, "PARTIAL", self.count)
 
@@ -326,15 +408,31 @@ class PairAttempt:
         detail = str(error)
         events = [
             self._event(EventKind.CURSOR_SKIP, reason=reason, err=err),
-            self._event(EventKind.END, ok=False, count=self.count, partial=False, err=err,
-                        detail=detail, permanent=err in PERMANENT_CLASSES or None),
+            self._event(
+                EventKind.END,
+                ok=False,
+                count=self.count,
+                partial=False,
+                err=err,
+                detail=detail,
+                permanent=err in PERMANENT_CLASSES or None,
+            ),
         ]
         if err in PERMANENT_CLASSES and snap.permanent_failures + 1 >= self.limits.max_attempts:
-            events.append(NewEvent(
-                EventKind.BLOCK, self.sweep_id, self.run_id, self.service, self.subject,
-                {"subject": self.subject, "service": self.service,
-                 "reason": f"{err} in {snap.permanent_failures + 1} attempts: {detail}"},
-            ))
+            events.append(
+                NewEvent(
+                    EventKind.BLOCK,
+                    self.sweep_id,
+                    self.run_id,
+                    self.service,
+                    self.subject,
+                    {
+                        "subject": self.subject,
+                        "service": self.service,
+                        "reason": f"{err} in {snap.permanent_failures + 1} attempts: {detail}",
+                    },
+                )
+            )
         self._append(*events)
         return AttemptResult(self.service, self.subject, f"ERR:{err}", self.count, err)
 

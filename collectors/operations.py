@@ -30,8 +30,9 @@ def _append(db: str | Path, event: NewEvent, precondition: str | None = None) ->
                     raise NothingToDo(f"{service}/{subject} has no cursor to reset")
             sweep = state.sweep
             sweep_id = sweep.sweep_id if sweep is not None and sweep.closed is None else None
-            appended = tx.append(NewEvent(event.kind, sweep_id, None, event.service,
-                                          event.subject, event.data))
+            appended = tx.append(
+                NewEvent(event.kind, sweep_id, None, event.service, event.subject, event.data)
+            )
         return appended
     finally:
         store.close()
@@ -39,28 +40,52 @@ def _append(db: str | Path, event: NewEvent, precondition: str | None = None) ->
 
 def block(db: str | Path, subject: str, service: str | None, reason: str) -> Event:
     """Leave a subject (or one pair) out of every sweep until unblocked."""
-    return _append(db, NewEvent(EventKind.BLOCK, service=service, subject=subject, data={
-        "subject": subject, "service": service, "reason": reason}))
+    return _append(
+        db,
+        NewEvent(
+            EventKind.BLOCK,
+            service=service,
+            subject=subject,
+            data={"subject": subject, "service": service, "reason": reason},
+        ),
+    )
 
 
 def unblock(db: str | Path, subject: str, service: str | None, reason: str = "") -> Event:
-    return _append(db, NewEvent(EventKind.UNBLOCK, service=service, subject=subject, data={
-        "subject": subject, "service": service, "reason": reason}))
+    return _append(
+        db,
+        NewEvent(
+            EventKind.UNBLOCK,
+            service=service,
+            subject=subject,
+            data={"subject": subject, "service": service, "reason": reason},
+        ),
+    )
 
 
 def pause(db: str | Path, subject: str, reason: str) -> Event:
     """Skip a subject's pairs (listed as PAUSED) until unpaused."""
-    return _append(db, NewEvent(EventKind.PAUSE, subject=subject, data={
-        "subject": subject, "reason": reason}))
+    return _append(
+        db, NewEvent(EventKind.PAUSE, subject=subject, data={"subject": subject, "reason": reason})
+    )
 
 
 def unpause(db: str | Path, subject: str, reason: str = "") -> Event:
-    return _append(db, NewEvent(EventKind.UNPAUSE, subject=subject, data={
-        "subject": subject, "reason": reason}))
+    return _append(
+        db,
+        NewEvent(EventKind.UNPAUSE, subject=subject, data={"subject": subject, "reason": reason}),
+    )
 
 
 def reset_cursor(db: str | Path, service: str, subject: str, reason: str) -> Event:
     """Forget a pair's cursors: its next attempt is a full resync (the only legal way back)."""
-    return _append(db, NewEvent(EventKind.CURSOR_RESET, service=service, subject=subject,
-                                      data={"reason": reason, "operator": True}),
-                   precondition="has_cursor")
+    return _append(
+        db,
+        NewEvent(
+            EventKind.CURSOR_RESET,
+            service=service,
+            subject=subject,
+            data={"reason": reason, "operator": True},
+        ),
+        precondition="has_cursor",
+    )

@@ -96,13 +96,19 @@ class RunOptions:
     def recorded(self) -> dict[str, Any]:
         """The options as RUN_START records them."""
         return {
-            "source": self.source_url, "services": list(self.services),
+            "source": self.source_url,
+            "services": list(self.services),
             "subjects": None if self.subjects is None else list(self.subjects),
-            "resume": self.resume, "only_remaining": self.only_remaining,
-            "max_pages": self.max_pages, "max_seconds": self.max_seconds,
-            "workers": self.workers, "passes": self.passes,
-            "max_retries": self.policy.max_retries, "max_attempts": self.max_attempts,
-            "since": self.since, "months_back": self.months_back,
+            "resume": self.resume,
+            "only_remaining": self.only_remaining,
+            "max_pages": self.max_pages,
+            "max_seconds": self.max_seconds,
+            "workers": self.workers,
+            "passes": self.passes,
+            "max_retries": self.policy.max_retries,
+            "max_attempts": self.max_attempts,
+            "since": self.since,
+            "months_back": self.months_back,
         }
 
 
@@ -183,37 +189,79 @@ class SweepRunner:
             ensure_item_tables(tx.conn)
             for run in list(state.runs.values()):
                 if run.status == "running":
-                    tx.append(NewEvent(EventKind.RUN_END, run.sweep_id, run.run_id,
-                                       data={"status": "aborted", "reason": "stale"}))
+                    tx.append(
+                        NewEvent(
+                            EventKind.RUN_END,
+                            run.sweep_id,
+                            run.run_id,
+                            data={"status": "aborted", "reason": "stale"},
+                        )
+                    )
             sweep = state.sweep
             if sweep is not None and sweep.closed is None and not opts.resume:
-                tx.append(NewEvent(EventKind.SWEEP_CLOSE, sweep.sweep_id, self.run_id,
-                                   data={"status": "abandoned", "reason": "--no-resume"}))
+                tx.append(
+                    NewEvent(
+                        EventKind.SWEEP_CLOSE,
+                        sweep.sweep_id,
+                        self.run_id,
+                        data={"status": "abandoned", "reason": "--no-resume"},
+                    )
+                )
             sweep_id = new_id("sweep") if roster is not None else str(sweep.sweep_id)  # type: ignore[union-attr]
-            tx.append(NewEvent(EventKind.RUN_START, sweep_id, self.run_id, data={
-                "pid": os.getpid(), "host": socket.gethostname(), "argv": list(opts.argv),
-                "options": opts.recorded(), "trigger": opts.trigger}))
+            tx.append(
+                NewEvent(
+                    EventKind.RUN_START,
+                    sweep_id,
+                    self.run_id,
+                    data={
+                        "pid": os.getpid(),
+                        "host": socket.gethostname(),
+                        "argv": list(opts.argv),
+                        "options": opts.recorded(),
+                        "trigger": opts.trigger,
+                    },
+                )
+            )
             if roster is not None:
-                tx.append(NewEvent(EventKind.SWEEP_OPEN, sweep_id, self.run_id, data={
-                    "roster": roster, "services": list(opts.services),
-                    "source": self.source.url, "options": self._sweep_options()}))
+                tx.append(
+                    NewEvent(
+                        EventKind.SWEEP_OPEN,
+                        sweep_id,
+                        self.run_id,
+                        data={
+                            "roster": roster,
+                            "services": list(opts.services),
+                            "source": self.source.url,
+                            "options": self._sweep_options(),
+                        },
+                    )
+                )
             return sweep_id
 
         sweep_id, _ = writer.commit(begin)
         sweep = writer.projector.state.sweep
         assert sweep is not None
         limits = AttemptLimits(
-            max_pages=opts.max_pages, deadline=deadline,
+            max_pages=opts.max_pages,
+            deadline=deadline,
             since=self._since(sweep.options.get("window") or {}, sweep.opened_ts),
-            policy=opts.policy, max_attempts=opts.max_attempts)
+            policy=opts.policy,
+            max_attempts=opts.max_attempts,
+        )
         results: list[AttemptResult] = []
         planned = 0
         for number in range(max(1, opts.passes)):
             if number and (self.stop.is_set() or self.stop.wait(opts.retry_wait)):
                 break
-            plan = writer.read(lambda s: resume_plan(
-                s, subjects=opts.subjects, services=opts.services,
-                only_remaining=opts.only_remaining, live_run_ids={self.run_id}))
+            plan = writer.read(
+                lambda s: resume_plan(
+                    s,
+                    subjects=opts.subjects,
+                    services=opts.services,
+                    only_remaining=opts.only_remaining,
+                    live_run_ids={self.run_id},
+                )
+            )
             if number and not plan:
                 break
             planned = planned or len(plan)
@@ -278,15 +326,23 @@ class SweepRunner:
     def _sweep_options(self) -> dict[str, Any]:
         return {"window": self._window()}
 
-    def _run_plan(self, writer: Writer, sweep_id: str, plan: list[tuple[str, str]],
-                  limits: AttemptLimits) -> list[AttemptResult]:
+    def _run_plan(
+        self, writer: Writer, sweep_id: str, plan: list[tuple[str, str]], limits: AttemptLimits
+    ) -> list[AttemptResult]:
         seed = self.options.seed if self.options.seed is not None else random.randrange(2**32)
 
         def attempt(service: str, subject: str) -> AttemptResult:
             rng = random.Random(f"{seed}:{service}:{subject}")
             return PairAttempt(
-                writer=writer, source=self.source, sweep_id=sweep_id, run_id=self.run_id,
-                service=service, subject=subject, limits=limits, stop=self.stop, rng=rng,
+                writer=writer,
+                source=self.source,
+                sweep_id=sweep_id,
+                run_id=self.run_id,
+                service=service,
+                subject=subject,
+                limits=limits,
+                stop=self.stop,
+                rng=rng,
             ).run()
 
         results: list[AttemptResult] = []
@@ -298,8 +354,9 @@ class SweepRunner:
             return results
         pending: set[Future[AttemptResult]] = set()
         todo = iter(plan)
-        with ThreadPoolExecutor(max_workers=self.options.workers,
-                                thread_name_prefix="fetch") as pool:
+        with ThreadPoolExecutor(
+            max_workers=self.options.workers, thread_name_prefix="fetch"
+        ) as pool:
             while True:
                 while len(pending) < self.options.workers and not self._should_stop(limits):
                     nxt = next(todo, None)
@@ -314,10 +371,18 @@ class SweepRunner:
 
     def _should_stop(self, limits: AttemptLimits) -> bool:
         return self.stop.is_set() or (
-            limits.deadline is not None and time.monotonic() >= limits.deadline)
+            limits.deadline is not None and time.monotonic() >= limits.deadline
+        )
 
-    def _end(self, writer: Writer, sweep_id: str, started: float, deadline: float | None,
-             planned: int, results: list[AttemptResult]) -> RunOutcome:
+    def _end(
+        self,
+        writer: Writer,
+        sweep_id: str,
+        started: float,
+        deadline: float | None,
+        planned: int,
+        results: list[AttemptResult],
+    ) -> RunOutcome:
         state = writer.projector.state
         sweep = state.sweep
         assert sweep is not None
@@ -331,17 +396,32 @@ class SweepRunner:
             status, code = "completed", EXIT_COMPLETE if complete else EXIT_INCOMPLETE
         events = []
         if complete and sweep.closed is None:
-            events.append(NewEvent(EventKind.SWEEP_CLOSE, sweep_id, self.run_id,
-                                   data={"status": "complete"}))
-        events.append(NewEvent(EventKind.RUN_END, sweep_id, self.run_id, data={
-            "status": status, "reason": self.stop_reason or ("budget" if status == "paused"
-                                                             else None)}))
+            events.append(
+                NewEvent(EventKind.SWEEP_CLOSE, sweep_id, self.run_id, data={"status": "complete"})
+            )
+        events.append(
+            NewEvent(
+                EventKind.RUN_END,
+                sweep_id,
+                self.run_id,
+                data={
+                    "status": status,
+                    "reason": self.stop_reason or ("budget" if status == "paused" else None),
+                },
+            )
+        )
         writer.commit(lambda tx: [tx.append(e) for e in events])
         return RunOutcome(
-            run_id=self.run_id, sweep_id=sweep_id, status=status,
+            run_id=self.run_id,
+            sweep_id=sweep_id,
+            status=status,
             exit_code=code if not (complete and status != "interrupted") else EXIT_COMPLETE,
-            complete=complete, pairs_planned=planned,
+            complete=complete,
+            pairs_planned=planned,
             pairs_done=sum(1 for r in results if r.state == COMPLETE),
-            items=sum(r.items for r in results), duration=time.monotonic() - started,
-            figures=figures.as_dict(), results=results, stop_reason=self.stop_reason,
+            items=sum(r.items for r in results),
+            duration=time.monotonic() - started,
+            figures=figures.as_dict(),
+            results=results,
+            stop_reason=self.stop_reason,
         )

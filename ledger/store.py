@@ -33,11 +33,7 @@ class EventStore(Protocol):
     def transaction(self) -> contextlib.AbstractContextManager[Transaction]: ...
     def read(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[Event]: ...
     def head(self) -> int: ...
-    def read_where(self, where: str, params: Sequence[object] = ()) -> Iterator[Event]:
-        """Decoded events matching an SQL condition on the event columns, in seq order."""
-        for row in self.read_rows(where=where, params=params):
-            yield _event(row)
-
+    def read_where(self, where: str, params: Sequence[object] = ()) -> Iterator[Event]: ...
     def writer_lock(self) -> WriterLock: ...
 
 
@@ -277,8 +273,17 @@ class SqliteStore:
 
 
 def _event(row: tuple[Any, ...]) -> Event:
-    return Event(row[0], row[1], row[2], row[3], EventKind(row[4]), row[5], row[6],
-                 decode_data(row[7]), row[8])
+    return Event(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        EventKind(row[4]),
+        row[5],
+        row[6],
+        decode_data(row[7]),
+        row[8],
+    )
 
 
 def _read_version(conn: sqlite3.Connection, path: Path) -> int | None:

@@ -17,11 +17,11 @@ from pathlib import Path
 from sweepledger.ledger.lock import is_locked, lock_path, read_holder
 from sweepledger.ledger.store import SqliteStore
 
+from .attach import open_for_reading, projections_current
 from .check import CheckResult, Violation, check_store
 from .completeness import completeness
 from .fold import State, fold
 from .status import StatusReport, build_report, gather_from_state, gather_from_tables
-from .attach import open_for_reading, projections_current
 
 
 def live_run_ids(db_path: str | Path) -> set[str]:
@@ -43,8 +43,11 @@ def read_status(db_path: str | Path, *, as_of: int | None = None) -> StatusRepor
         if as_of is None and projections_current(store):
             return build_report(gather_from_tables(store.conn), live_run_ids=live_run_ids(db_path))
         state = fold_store(store, as_of)
-        live = live_run_ids(db_path) if as_of is None else {
-            r.run_id for r in state.runs.values() if r.status == "running"}
+        live = (
+            live_run_ids(db_path)
+            if as_of is None
+            else {r.run_id for r in state.runs.values() if r.status == "running"}
+        )
         return build_report(gather_from_state(state), live_run_ids=live)
 
 
@@ -61,8 +64,11 @@ def replay(db_path: str | Path, *, as_of: int | None = None) -> ReplayResult:
         started = time.perf_counter()
         state = fold_store(store, as_of)
         seconds = time.perf_counter() - started
-        live = live_run_ids(db_path) if as_of is None else {
-            r.run_id for r in state.runs.values() if r.status == "running"}
+        live = (
+            live_run_ids(db_path)
+            if as_of is None
+            else {r.run_id for r in state.runs.values() if r.status == "running"}
+        )
         report = build_report(gather_from_state(state), live_run_ids=live)
         return ReplayResult(report, state.head, seconds)
 
@@ -80,6 +86,7 @@ def check_ledger(db_path: str | Path, *, require_complete: bool = False) -> Chec
         elif sweep.closed != "complete":
             figures = completeness(state.counters, sweep.services, run_live=bool(live))
             why = "; ".join(figures.failures()) or "it was not closed complete"
-            result.violations.append(Violation(
-                state.head, "complete", f"sweep {sweep.sweep_id} is not COMPLETE: {why}"))
+            result.violations.append(
+                Violation(state.head, "complete", f"sweep {sweep.sweep_id} is not COMPLETE: {why}")
+            )
     return result

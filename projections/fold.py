@@ -7,8 +7,8 @@ those in the appending transaction. No part of the fold reads the clock or the l
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
 
 from sweepledger.ledger.events import Event, EventKind
 
@@ -27,6 +27,7 @@ from .model import (
 )
 
 PairKey = tuple[str, str]
+PairHandler = Callable[["State", PairRow, Event, RunRow | None], None]
 RUN_COUNTER_FIELDS = (
     "fetched",
     "inserted",
@@ -197,7 +198,6 @@ class State:
     def _apply_pair(self, event: Event) -> None:
         service, subject = str(event.service), str(event.subject)
         key = (service, subject)
-        data = event.data
         kind = event.kind
         if kind is EventKind.CURSOR_RESET:
             self._reset_cursor(event, service, subject)
@@ -210,84 +210,95 @@ class State:
             row = self.pairs[key] = PairRow(service, subject)
         old = self.vector(subject)
         run = self.runs.get(str(event.run_id)) if event.run_id else None
-        if kind is EventKind.START:
-            row.state = IN_PROGRESS
-            row.attempts += 1
-            row.open_run_id, row.open_seq = event.run_id, event.seq
-            row.last_run_id = event.run_id
-            row.attempt_count = 0
-            row.last_page_exhausted = False
-            row.interrupted = False
-            row.skip_reason = None
-            if run is not None:
-                _bump(run, service, "pairs_attempted")
-        elif kind is EventKind.PAGE:
-            count = int(data.get("count", 0))
-            row.attempt_count += count
-            row.items += count
-            exhausted = bool(data.get("exhausted"))
-            row.last_page_exhausted = exhausted
-            retried = set(data.get("retried_ids") or ())
-            failed = list(data.get("failed_ids") or ())
-            if retried or failed:
-                kept = [i for i in row.outstanding if i not in retried]
-                row.outstanding = kept + [i for i in failed if i not in kept]
-            checkpoint = {
-                "unit": data.get("unit"),
-                "page": data.get("page"),
-                "token": data.get("next_page_token"),
-                "carry": data.get("carry") or {},
-            }
-            if not exhausted:
-                row.checkpoint = checkpoint
-            elif row.outstanding:
-                # the pass is over but some items are not stored: the next attempt retries them
-                # from here, then writes the cursor this pass earned
-                row.checkpoint = {**checkpoint, "token": None, "exhausted": True}
-            else:
-                row.checkpoint = None
-            if run is not None:
-                _bump(run, service, "pages")
-                for name in RUN_COUNTER_FIELDS:
-                    value = count if name == "fetched" else int(data.get(name, 0) or 0)
-                    if value:
-                        _bump(run, service, name, value)
-        elif kind is EventKind.CURSOR_WRITE:
-            unit = data.get("unit")
-            ckey = (service, subject, unit_key(str(data["key"]), unit))
-            self.cursors[ckey] = CursorRow(str(data["value"]), event.seq)
-            self.dirty_cursors.add(ckey)
-            if unit is not None and unit not in row.units_done:
-                row.units_done.append(unit)
-        elif kind is EventKind.CURSOR_SKIP:
-            row.skip_reason = str(data.get("reason", ""))
-        elif kind is EventKind.END:
-            row.open_run_id = row.open_seq = None
-            err = data.get("err")
-            if err:
-                row.state = ERR_PREFIX + str(err)
-                row.last_err = str(err)
-                if data.get("permanent"):
-                    row.permanent_failures += 1
-            elif data.get("partial"):
-                row.state = PARTIAL
-            else:
-                row.state = COMPLETE
-                row.checkpoint = None
-            row.last_detail = data.get("detail") or None
-            row.exhausted = bool(data.get("exhausted"))
-            if run is not None:
-                outcome = (
-                    "pairs_completed"
-                    if row.state == COMPLETE
-                    else "pairs_errored"
-                    if err
-                    else "pairs_partial"
-                )
-                _bump(run, service, outcome)
+        handler = self._PAIR_HANDLERS.get(kind)
+        if handler is not None:
+            handler(self, row, event, run)
         row.updated_seq = event.seq
         self.dirty_pairs.add(key)
         self._retally(subject, old)
+
+    def _on_start(self, row: PairRow, event: Event, run: RunRow | None) -> None:
+        row.state = IN_PROGRESS
+        row.attempts += 1
+        row.open_run_id, row.open_seq = event.run_id, event.seq
+        row.last_run_id = event.run_id
+        row.attempt_count = 0
+        row.last_page_exhausted = False
+        row.interrupted = False
+        row.skip_reason = None
+        if run is not None:
+            _bump(run, row.service, "pairs_attempted")
+
+    def _on_page(self, row: PairRow, event: Event, run: RunRow | None) -> None:
+        service, data = row.service, event.data
+        count = int(data.get("count", 0))
+        row.attempt_count += count
+        row.items += count
+        exhausted = bool(data.get("exhausted"))
+        row.last_page_exhausted = exhausted
+        retried = set(data.get("retried_ids") or ())
+        failed = list(data.get("failed_ids") or ())
+        if retried or failed:
+            kept = [i for i in row.outstanding if i not in retried]
+            row.outstanding = kept + [i for i in failed if i not in kept]
+        checkpoint = {
+            "unit": data.get("unit"),
+            "page": data.get("page"),
+            "token": data.get("next_page_token"),
+            "carry": data.get("carry") or {},
+        }
+        if not exhausted:
+            row.checkpoint = checkpoint
+        elif row.outstanding:
+            # the pass is over but some items are not stored: the next attempt retries them
+            # from here, then writes the cursor this pass earned
+            row.checkpoint = {**checkpoint, "token": None, "exhausted": True}
+        else:
+            row.checkpoint = None
+        if run is not None:
+            _bump(run, service, "pages")
+            for name in RUN_COUNTER_FIELDS:
+                value = count if name == "fetched" else int(data.get(name, 0) or 0)
+                if value:
+                    _bump(run, service, name, value)
+
+    def _on_cursor_write(self, row: PairRow, event: Event, run: RunRow | None) -> None:
+        service, subject, data = row.service, row.subject, event.data
+        unit = data.get("unit")
+        ckey = (service, subject, unit_key(str(data["key"]), unit))
+        self.cursors[ckey] = CursorRow(str(data["value"]), event.seq)
+        self.dirty_cursors.add(ckey)
+        if unit is not None and unit not in row.units_done:
+            row.units_done.append(unit)
+
+    def _on_cursor_skip(self, row: PairRow, event: Event, run: RunRow | None) -> None:
+        row.skip_reason = str(event.data.get("reason", ""))
+
+    def _on_end(self, row: PairRow, event: Event, run: RunRow | None) -> None:
+        service, data = row.service, event.data
+        row.open_run_id = row.open_seq = None
+        err = data.get("err")
+        if err:
+            row.state = ERR_PREFIX + str(err)
+            row.last_err = str(err)
+            if data.get("permanent"):
+                row.permanent_failures += 1
+        elif data.get("partial"):
+            row.state = PARTIAL
+        else:
+            row.state = COMPLETE
+            row.checkpoint = None
+        row.last_detail = data.get("detail") or None
+        row.exhausted = bool(data.get("exhausted"))
+        if run is not None:
+            outcome = (
+                "pairs_completed"
+                if row.state == COMPLETE
+                else "pairs_errored"
+                if err
+                else "pairs_partial"
+            )
+            _bump(run, service, outcome)
 
     def _reset_cursor(self, event: Event, service: str, subject: str) -> None:
         unit = event.data.get("unit")
@@ -311,6 +322,7 @@ class State:
             self.dirty_pairs.add((service, subject))
             self._retally(subject, old)
 
+    _PAIR_HANDLERS: ClassVar[dict[EventKind, PairHandler]] = {}
     _roster_set: set[str] = set()  # noqa: RUF012 - replaced per instance by SWEEP_OPEN
 
 
@@ -318,6 +330,15 @@ def _bump(run: RunRow, service: str, name: str, value: int = 1) -> None:
     run.counters[name] = run.counters.get(name, 0) + value
     per = run.by_service.setdefault(service, {})
     per[name] = per.get(name, 0) + value
+
+
+State._PAIR_HANDLERS = {
+    EventKind.START: State._on_start,
+    EventKind.PAGE: State._on_page,
+    EventKind.CURSOR_WRITE: State._on_cursor_write,
+    EventKind.CURSOR_SKIP: State._on_cursor_skip,
+    EventKind.END: State._on_end,
+}
 
 
 def fold(events: Iterable[Event]) -> State:

@@ -182,7 +182,7 @@ def build_report(
     problems_total = 0
     for s in sweep.services:
         c = g.counters
-        row = {
+        row: dict[str, Any] = {
             "service": s,
             "pairs": c.get(f"pairs:{s}", 0),
             "complete": c.get(f"complete:{s}", 0),

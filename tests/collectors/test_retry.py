@@ -48,8 +48,9 @@ def test_retries_are_counted_and_the_last_error_propagates() -> None:
 
     tally = RetryTally()
     with pytest.raises(Transient):
-        call_with_retries(flaky, RetryPolicy(max_retries=3), tally, stop=threading.Event(),
-                          rng=random.Random(0))
+        call_with_retries(
+            flaky, RetryPolicy(max_retries=3), tally, stop=threading.Event(), rng=random.Random(0)
+        )
     assert len(calls) == 4
     assert tally.retries == 3
     assert tally.rate_limited == 2
@@ -64,8 +65,9 @@ def test_permanent_errors_are_not_retried() -> None:
         raise Forbidden("suspended")
 
     with pytest.raises(Forbidden):
-        call_with_retries(forbidden, RetryPolicy(), RetryTally(), stop=threading.Event(),
-                          rng=random.Random(0))
+        call_with_retries(
+            forbidden, RetryPolicy(), RetryTally(), stop=threading.Event(), rng=random.Random(0)
+        )
     assert calls == [1]
 
 
@@ -79,6 +81,7 @@ def test_a_stop_request_ends_a_long_wait() -> None:
     threading.Timer(0.1, stop.set).start()
     started = time.monotonic()
     with pytest.raises(Stopped):
-        call_with_retries(limited, RetryPolicy(max_retry_after=60), RetryTally(), stop=stop,
-                          rng=random.Random(0))
+        call_with_retries(
+            limited, RetryPolicy(max_retry_after=60), RetryTally(), stop=stop, rng=random.Random(0)
+        )
     assert time.monotonic() - started < 2

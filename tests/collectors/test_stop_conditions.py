@@ -47,10 +47,12 @@ class AlwaysLimited(LoopingSource):
         raise RateLimited("quota", retry_after=0.001)
 
 
-def _run(db: Path, source: LoopingSource, services: Sequence[str] = ("gmail",),
-         **options: object) -> None:
-    SweepRunner(db, source, RunOptions(source.url, tuple(services), max_pages=None,
-                                       **options)).run()  # type: ignore[arg-type]
+def _run(
+    db: Path, source: LoopingSource, services: Sequence[str] = ("gmail",), **options: object
+) -> None:
+    SweepRunner(
+        db, source, RunOptions(source.url, tuple(services), max_pages=None, **options)
+    ).run()  # type: ignore[arg-type]
 
 
 def test_repeated_page_token_raises_no_progress(tmp_path: Path) -> None:

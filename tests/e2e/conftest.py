@@ -15,26 +15,44 @@ SWEEP = shutil.which("sweep")
 
 
 def sweep_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SWEEP_DB", "SWEEP_SOURCE", "MAX_SECONDS_PER_RUN", "RUN_TO_COMPLETION")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SWEEP_DB", "SWEEP_SOURCE", "MAX_SECONDS_PER_RUN", "RUN_TO_COMPLETION")
+    }
     env.update(extra)
     return env
 
 
-def sweep(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-          timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def sweep(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run `sweep ARGS...` and capture its output."""
     assert SWEEP is not None, "the sweep command is not installed"
-    return subprocess.run([SWEEP, *args], cwd=cwd, env=env or sweep_env(), capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [SWEEP, *args],
+        cwd=cwd,
+        env=env or sweep_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
-def start_sweep(*args: str, cwd: Path | None = None,
-                env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start_sweep(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """Start `sweep ARGS...` in the background (for kill and signal tests)."""
     assert SWEEP is not None, "the sweep command is not installed"
-    return subprocess.Popen([SWEEP, *args], cwd=cwd, env=env or sweep_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [SWEEP, *args],
+        cwd=cwd,
+        env=env or sweep_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def query(db: Path, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:

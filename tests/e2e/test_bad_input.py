@@ -18,8 +18,9 @@ def _digest(path: Path) -> str:
 
 @pytest.fixture
 def ledger(workdir: Path, cli: SweepCLI) -> Path:
-    run = cli.run("run", "--exhaust", "--source", "sim://?subjects=2", "--services", "gmail",
-                  cwd=workdir)
+    run = cli.run(
+        "run", "--exhaust", "--source", "sim://?subjects=2", "--services", "gmail", cwd=workdir
+    )
     assert run.returncode == 0
     return workdir / "sweep.db"
 
@@ -29,15 +30,28 @@ def ledger(workdir: Path, cli: SweepCLI) -> Path:
     [
         (["run", "--services", "gmail,docs"], "docs is out of scope"),
         (["run", "--services", "gmail,fax"], "unknown service 'fax'"),
-        (["run", "--subjects", "user01@example.com,not-an-email"], "'not-an-email' is not an email"),
+        (
+            ["run", "--subjects", "user01@example.com,not-an-email"],
+            "'not-an-email' is not an email",
+        ),
         (["run", "--source", "sim://?subjects=abc"], "subjects"),
         (["run", "--source", "ftp://x"], "unknown source scheme"),
         (["run", "--source", "sim://?colour=blue"], "colour"),
         (["run", "--since", "last tuesday"], "not an RFC 3339 date"),
         (["run", "--max-pages", "0"], "--max-pages"),
         (["block", "nobody"], "--reason"),
-        (["reset-cursor", "--service", "chat", "--subject", "user1@example.com", "--reason", "x"],
-         "has no cursor"),
+        (
+            [
+                "reset-cursor",
+                "--service",
+                "chat",
+                "--subject",
+                "user1@example.com",
+                "--reason",
+                "x",
+            ],
+            "has no cursor",
+        ),
     ],
 )
 def test_refusals_leave_the_ledger_unchanged(
@@ -57,15 +71,19 @@ def test_open_sweep_resumed_with_another_scope_is_refused_clearly(
     ledger: Path, workdir: Path, cli: SweepCLI
 ) -> None:
     """Resuming an open sweep with other services names its scope and --no-resume."""
-    paused = cli.run("run", "--source", "sim://?subjects=2&page_size=2", "--max-pages", "1",
-                     cwd=workdir)
+    paused = cli.run(
+        "run", "--source", "sim://?subjects=2&page_size=2", "--max-pages", "1", cwd=workdir
+    )
     assert paused.returncode == 3
     before = _digest(ledger)
-    other = cli.run("run", "--source", "sim://?subjects=2&page_size=2", "--services", "gmail",
-                    cwd=workdir)
+    other = cli.run(
+        "run", "--source", "sim://?subjects=2&page_size=2", "--services", "gmail", cwd=workdir
+    )
     assert other.returncode == 2
-    assert "covers source sim://?page_size=2&subjects=2 and services gmail,calendar,chat,drive" \
+    assert (
+        "covers source sim://?page_size=2&subjects=2 and services gmail,calendar,chat,drive"
         in other.stderr
+    )
     assert _digest(ledger) == before
 
 

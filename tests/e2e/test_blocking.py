@@ -38,18 +38,29 @@ def test_suspended_subject_is_blocked_after_max_attempts(workdir: Path, cli: Swe
 def test_paused_subject_is_skipped_and_listed(workdir: Path, cli: SweepCLI) -> None:
     """A paused subject is not swept, is listed as paused, and leaves the totals; unpausing
     brings it back into the next plan."""
-    assert cli.run("run", "--exhaust", "--source", "sim://?subjects=3", "--max-pages", "1",
-                   "--services", "gmail", cwd=workdir).returncode in (0, 3)
+    assert cli.run(
+        "run",
+        "--exhaust",
+        "--source",
+        "sim://?subjects=3",
+        "--max-pages",
+        "1",
+        "--services",
+        "gmail",
+        cwd=workdir,
+    ).returncode in (0, 3)
     paused = cli.run("pause", "user3@example.com", "--reason", "legal hold", cwd=workdir)
     assert paused.returncode == 0 and "PAUSE user3@example.com recorded" in paused.stdout
-    run = cli.run("run", "--exhaust", "--source", "sim://?subjects=3", "--services", "gmail",
-                  cwd=workdir)
+    run = cli.run(
+        "run", "--exhaust", "--source", "sim://?subjects=3", "--services", "gmail", cwd=workdir
+    )
     assert "subject=user3@example.com" not in run.stderr
     status = json.loads(cli.run("status", "--json", cwd=workdir).stdout)
     assert status["paused"] == [{"subject": "user3@example.com", "reason": "legal hold"}]
     assert status["invariants"]["active_targets_total"] == 2
     assert cli.run("unpause", "user3@example.com", cwd=workdir).returncode == 0
-    run = cli.run("run", "--exhaust", "--source", "sim://?subjects=3", "--services", "gmail",
-                  cwd=workdir)
+    run = cli.run(
+        "run", "--exhaust", "--source", "sim://?subjects=3", "--services", "gmail", cwd=workdir
+    )
     assert run.returncode == 0
     assert "subject=user3@example.com phase=END" in run.stderr

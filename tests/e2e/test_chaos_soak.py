@@ -39,11 +39,21 @@ def test_chaos_soak_converges(tmp_path: Path, cli: SweepCLI, seed: int) -> None:
     kills = 0
     for generation in (1, 2):
         workspace = f"sim://?subjects=3&page_size=8&seed={seed}&generation={generation}"
-        args = ("run", "--exhaust", "--quiet", "--max-retries", "3", "--seed", str(seed),
-                "--source", f"{workspace}&{FAULTS}")
+        args = (
+            "run",
+            "--exhaust",
+            "--quiet",
+            "--max-retries",
+            "3",
+            "--seed",
+            str(seed),
+            "--source",
+            f"{workspace}&{FAULTS}",
+        )
         for _ in range(KILLS_PER_GENERATION):
-            proc = cli.start(*args, "--no-resume" if generation == 2 and kills == 6 else "--resume",
-                             cwd=soak)
+            proc = cli.start(
+                *args, "--no-resume" if generation == 2 and kills == 6 else "--resume", cwd=soak
+            )
             time.sleep(rng.uniform(0.25, 0.9))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
@@ -58,14 +68,18 @@ def test_chaos_soak_converges(tmp_path: Path, cli: SweepCLI, seed: int) -> None:
             pytest.fail(f"generation {generation} did not converge in {MAX_RERUNS} reruns")
         check = cli.run("check", "--require-complete", cwd=soak)
         assert check.returncode == 0, check.stdout[-1500:]
-        ref = cli.run("run", "--exhaust", "--quiet", "--no-resume", "--source", workspace,
-                      cwd=reference)
+        ref = cli.run(
+            "run", "--exhaust", "--quiet", "--no-resume", "--source", workspace, cwd=reference
+        )
         assert ref.returncode == 0
         assert _live_items(cli, soak / "sweep.db") == _live_items(cli, reference / "sweep.db")
     assert kills >= 4
     db = soak / "sweep.db"
-    faults = cli.query(db, "SELECT SUM(json_extract(data, '$.retries')), "
-                           "SUM(json_extract(data, '$.rate_limited')) FROM events "
-                           "WHERE kind = 'PAGE'")[0]
+    faults = cli.query(
+        db,
+        "SELECT SUM(json_extract(data, '$.retries')), "
+        "SUM(json_extract(data, '$.rate_limited')) FROM events "
+        "WHERE kind = 'PAGE'",
+    )[0]
     resets = cli.query(db, "SELECT COUNT(*) FROM events WHERE kind = 'CURSOR_RESET'")[0][0]
     assert faults[0] and faults[1] and resets

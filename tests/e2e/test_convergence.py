@@ -12,7 +12,9 @@ if TYPE_CHECKING:
 SMALL_PAGES = "sim://?subjects=4&page_size=5"
 
 
-def test_page_limited_runs_converge_with_exit_3_until_the_last(workdir: Path, cli: SweepCLI) -> None:
+def test_page_limited_runs_converge_with_exit_3_until_the_last(
+    workdir: Path, cli: SweepCLI
+) -> None:
     """Without --exhaust, each run ends 3 until the last ends 0, and no cursor is written for a
     pair before its pagination is exhausted."""
     codes = []
@@ -26,16 +28,25 @@ def test_page_limited_runs_converge_with_exit_3_until_the_last(workdir: Path, cl
     db = workdir / "sweep.db"
     assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
     # every pair-level cursor write follows an exhausted page of the same attempt
-    writes = cli.query(db, "SELECT seq, service, subject FROM events WHERE kind = 'CURSOR_WRITE' "
-                       "AND json_extract(data, '$.unit') IS NULL")
+    writes = cli.query(
+        db,
+        "SELECT seq, service, subject FROM events WHERE kind = 'CURSOR_WRITE' "
+        "AND json_extract(data, '$.unit') IS NULL",
+    )
     for seq, service, subject in writes:
-        last_page = cli.query(db, "SELECT json_extract(data, '$.exhausted') FROM events WHERE "
-                              "kind = 'PAGE' AND service = ? AND subject = ? AND seq < ? "
-                              "ORDER BY seq DESC LIMIT 1", (service, subject, seq))
+        last_page = cli.query(
+            db,
+            "SELECT json_extract(data, '$.exhausted') FROM events WHERE "
+            "kind = 'PAGE' AND service = ? AND subject = ? AND seq < ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (service, subject, seq),
+        )
         assert last_page == [(1,)], (seq, service, subject)
 
 
-def test_incremental_sweep_fetches_only_new_and_changed_items(tmp_path: Path, cli: SweepCLI) -> None:
+def test_incremental_sweep_fetches_only_new_and_changed_items(
+    tmp_path: Path, cli: SweepCLI
+) -> None:
     """After COMPLETE, the same command on generation 2 opens a new sweep, fetches exactly the
     items that differ between the generations, and moves every cursor forward."""
     inc, ref = tmp_path / "inc", tmp_path / "ref"
@@ -45,19 +56,26 @@ def test_incremental_sweep_fetches_only_new_and_changed_items(tmp_path: Path, cl
     gen2 = "sim://?subjects=5&seed=3&generation=2"
     assert cli.run("run", "--exhaust", "--source", gen1, cwd=inc).returncode == 0
     before = {t: cli.items(inc / "sweep.db", t) for t in cli.ITEM_TABLES}
-    cursors1 = dict(((s, e, k), v) for s, e, k, v in cli.query(
-        inc / "sweep.db", "SELECT service, subject, key, value FROM sync_cursor"))
+    cursors1 = dict(
+        ((s, e, k), v)
+        for s, e, k, v in cli.query(
+            inc / "sweep.db", "SELECT service, subject, key, value FROM sync_cursor"
+        )
+    )
     run2 = cli.run("run", "--exhaust", "--source", gen2, "--no-resume", cwd=inc)
     assert run2.returncode == 0, run2.stderr[-1500:]
     assert cli.run("check", "--require-complete", cwd=inc).returncode == 0
     assert cli.run("run", "--exhaust", "--source", gen2, cwd=ref).returncode == 0
     db = inc / "sweep.db"
     last_sweep = "(SELECT sweep_id FROM events WHERE kind = 'SWEEP_OPEN' ORDER BY seq DESC LIMIT 1)"
-    totals = cli.query(db, "SELECT service, SUM(json_extract(data, '$.count')), "
-                           "SUM(json_extract(data, '$.inserted') + json_extract(data, '$.updated')"
-                           " + json_extract(data, '$.deleted')), "
-                           "SUM(json_extract(data, '$.unchanged')) FROM events WHERE kind = 'PAGE' "
-                           f"AND sweep_id = {last_sweep} GROUP BY service")
+    totals = cli.query(
+        db,
+        "SELECT service, SUM(json_extract(data, '$.count')), "
+        "SUM(json_extract(data, '$.inserted') + json_extract(data, '$.updated')"
+        " + json_extract(data, '$.deleted')), "
+        "SUM(json_extract(data, '$.unchanged')) FROM events WHERE kind = 'PAGE' "
+        f"AND sweep_id = {last_sweep} GROUP BY service",
+    )
     changed_rows = 0
     for table in cli.ITEM_TABLES:
         after = cli.items(db, table)
@@ -73,8 +91,12 @@ def test_incremental_sweep_fetches_only_new_and_changed_items(tmp_path: Path, cl
             assert unchanged == 0, service
     opens = cli.query(inc / "sweep.db", "SELECT COUNT(*) FROM events WHERE kind = 'SWEEP_OPEN'")
     assert opens == [(2,)]
-    cursors2 = dict(((s, e, k), v) for s, e, k, v in cli.query(
-        inc / "sweep.db", "SELECT service, subject, key, value FROM sync_cursor"))
+    cursors2 = dict(
+        ((s, e, k), v)
+        for s, e, k, v in cli.query(
+            inc / "sweep.db", "SELECT service, subject, key, value FROM sync_cursor"
+        )
+    )
     assert cursors1.keys() <= cursors2.keys()
     moved = [k for k in cursors1 if cursors2[k] != cursors1[k]]
     assert any(k[0] == "gmail" for k in moved) and any(k[0] == "drive" for k in moved)
@@ -83,18 +105,25 @@ def test_incremental_sweep_fetches_only_new_and_changed_items(tmp_path: Path, cl
             assert int(str(cursors2[(service, _subject, key)])) > int(str(value))
 
 
-def test_workers_1_ledgers_are_identical_but_for_ids_and_times(tmp_path: Path, cli: SweepCLI) -> None:
+def test_workers_1_ledgers_are_identical_but_for_ids_and_times(
+    tmp_path: Path, cli: SweepCLI
+) -> None:
     """Two `--workers 1` runs on fresh databases give the same events, data and items."""
     ledgers = []
     for name in ("a", "b"):
         folder = tmp_path / name
         folder.mkdir()
-        run = cli.run("run", "--exhaust", "--workers", "1", "--source", "sim://?subjects=4",
-                    cwd=folder)
+        run = cli.run(
+            "run", "--exhaust", "--workers", "1", "--source", "sim://?subjects=4", cwd=folder
+        )
         assert run.returncode == 0
-        ledgers.append(cli.query(folder / "sweep.db",
-                             "SELECT seq, kind, service, subject, data FROM events "
-                             "WHERE kind NOT IN ('RUN_START') ORDER BY seq"))
+        ledgers.append(
+            cli.query(
+                folder / "sweep.db",
+                "SELECT seq, kind, service, subject, data FROM events "
+                "WHERE kind NOT IN ('RUN_START') ORDER BY seq",
+            )
+        )
     assert ledgers[0] == ledgers[1]
     assert len(ledgers[0]) > 50
     a = {t: cli.items(tmp_path / "a" / "sweep.db", t) for t in cli.ITEM_TABLES}

@@ -55,5 +55,8 @@ def test_every_crash_point_converges(tmp_path: Path, cli: SweepCLI) -> None:
             assert cli.items(db, table) == rows, (k, table)
     # the crash really happened mid-run for the interior points: a stale run was closed
     middle = tmp_path / f"k{total // 2}" / "sweep.db"
-    assert cli.query(middle, "SELECT COUNT(*) FROM events WHERE kind = 'RUN_END' AND "
-                             "json_extract(data, '$.reason') = 'stale'") == [(1,)]
+    assert cli.query(
+        middle,
+        "SELECT COUNT(*) FROM events WHERE kind = 'RUN_END' AND "
+        "json_extract(data, '$.reason') = 'stale'",
+    ) == [(1,)]

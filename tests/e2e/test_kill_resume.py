@@ -21,7 +21,7 @@ def _wait_for_pages(cli: SweepCLI, db: Path, at_least: int, timeout: float = 30)
         if db.exists():
             try:
                 pages = cli.query(db, "SELECT COUNT(*) FROM events WHERE kind = 'PAGE'")[0][0]
-            except Exception:  # noqa: BLE001 - the schema may not exist yet
+            except Exception:
                 pages = 0
             if isinstance(pages, int) and pages >= at_least:
                 return
@@ -42,23 +42,29 @@ def test_sigkill_then_rerun_converges_to_the_same_items(tmp_path: Path, cli: Swe
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=10)
     db = killed / "sweep.db"
-    done_units = cli.query(db, "SELECT COUNT(*) FROM sync_cursor WHERE service = 'chat' AND "
-                           "key LIKE 'last_create_time@%'")[0][0]
+    done_units = cli.query(
+        db,
+        "SELECT COUNT(*) FROM sync_cursor WHERE service = 'chat' AND key LIKE 'last_create_time@%'",
+    )[0][0]
     assert isinstance(done_units, int) and done_units >= 1
     resumed = cli.run(*args, cwd=killed)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "partial=1" not in resumed.stderr
     first_pages = re.findall(r"phase=PAGE .*unit:(spaces/\S+) page:1 ", resumed.stderr)
-    completed_before = {r[0] for r in cli.query(
-        db, "SELECT DISTINCT json_extract(data, '$.unit') FROM events WHERE kind = "
+    completed_before = {
+        r[0]
+        for r in cli.query(
+            db,
+            "SELECT DISTINCT json_extract(data, '$.unit') FROM events WHERE kind = "
             "'CURSOR_WRITE' AND json_extract(data, '$.unit') IS NOT NULL AND seq < ("
             "SELECT MIN(seq) FROM events WHERE kind = 'RUN_END' AND "
-            "json_extract(data, '$.reason') = 'stale')")}
+            "json_extract(data, '$.reason') = 'stale')",
+        )
+    }
     assert completed_before and not completed_before & set(first_pages)
     assert cli.run("check", "--require-complete", cwd=killed).returncode == 0
     reference = cli.run(*args, cwd=clean)
     assert reference.returncode == 0
-    assert cli.items(db, "chat_messages") == cli.items(clean / "sweep.db",
-                                                               "chat_messages")
+    assert cli.items(db, "chat_messages") == cli.items(clean / "sweep.db", "chat_messages")
     stale = cli.query(db, "SELECT data FROM events WHERE kind = 'RUN_END'")
     assert any('"aborted"' in str(r[0]) and '"stale"' in str(r[0]) for r in stale)

@@ -21,7 +21,7 @@ def _wait_for(cli: SweepCLI, db: Path, sql: str, timeout: float = 30) -> None:
         try:
             if db.exists() and cli.query(db, sql)[0][0]:
                 return
-        except Exception:  # noqa: BLE001 - the tables may not exist yet
+        except Exception:
             pass
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {sql}")
@@ -44,8 +44,11 @@ def test_signal_records_the_interrupted_attempt(
     assert "phase=CURSOR_SKIP" in err and "reason:interrupted" in err
     ends = cli.query(db, "SELECT json_extract(data, '$.status') FROM events WHERE kind='RUN_END'")
     assert ends == [("interrupted",)]
-    skips = cli.query(db, "SELECT COUNT(*) FROM events WHERE kind = 'CURSOR_SKIP' AND "
-                          "json_extract(data, '$.reason') = 'interrupted'")
+    skips = cli.query(
+        db,
+        "SELECT COUNT(*) FROM events WHERE kind = 'CURSOR_SKIP' AND "
+        "json_extract(data, '$.reason') = 'interrupted'",
+    )
     assert skips == [(1,)]
     assert cli.run("check", cwd=workdir).returncode == 0
     again = cli.run("run", "--exhaust", "--source", SLOW, cwd=workdir)
@@ -92,9 +95,12 @@ def test_stale_run_is_closed_as_aborted_by_the_next_run(workdir: Path, cli: Swee
     assert check.returncode == 1 and "never ended" in check.stdout
     rerun = cli.run("run", "--exhaust", "--source", SLOW, cwd=workdir)
     assert rerun.returncode == 0
-    rows = cli.query(db, "SELECT run_id, json_extract(data, '$.status'), "
-                         "json_extract(data, '$.reason') FROM events WHERE kind = 'RUN_END' "
-                         "ORDER BY seq")
+    rows = cli.query(
+        db,
+        "SELECT run_id, json_extract(data, '$.status'), "
+        "json_extract(data, '$.reason') FROM events WHERE kind = 'RUN_END' "
+        "ORDER BY seq",
+    )
     first_run = cli.query(db, "SELECT run_id FROM events WHERE kind = 'RUN_START' ORDER BY seq")
     assert rows[0] == (first_run[0][0], "aborted", "stale")
     assert rows[1][1] == "completed"
@@ -110,13 +116,20 @@ def test_time_budget_pauses_and_the_next_run_continues(workdir: Path, cli: Sweep
     assert "reason:budget" in paused.stderr
     db = workdir / "sweep.db"
     pair = cli.query(db, "SELECT service, subject FROM events WHERE kind = 'CURSOR_SKIP'")[0]
-    pages_before = cli.query(db, "SELECT MAX(json_extract(data, '$.page')) FROM events WHERE "
-                                 "kind = 'PAGE' AND service = ? AND subject = ?", pair)[0][0]
+    pages_before = cli.query(
+        db,
+        "SELECT MAX(json_extract(data, '$.page')) FROM events WHERE "
+        "kind = 'PAGE' AND service = ? AND subject = ?",
+        pair,
+    )[0][0]
     env = cli.env(MAX_SECONDS_PER_RUN="0.01", RUN_TO_COMPLETION="true")
     resumed = cli.run(*args, cwd=workdir, env=env)
     assert resumed.returncode == 0
-    first = [line for line in resumed.stderr.splitlines()
-             if f"service={pair[0]} subject={pair[1]} phase=PAGE" in line][0]
+    first = [
+        line
+        for line in resumed.stderr.splitlines()
+        if f"service={pair[0]} subject={pair[1]} phase=PAGE" in line
+    ][0]
     assert isinstance(pages_before, int) and pages_before >= 1
     assert f"page:{pages_before + 1} " in first
     assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0

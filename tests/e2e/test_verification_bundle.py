@@ -10,12 +10,12 @@ if TYPE_CHECKING:
     from conftest import SweepCLI
 
 
-
 def test_full_sweep_passes_the_verification_bundle(workdir: Path, cli: SweepCLI) -> None:
     """A full exhaustive sweep of the default demo workspace ends 0 with 80 END lines, no
     partial, no error, cursors for every subject and items for every subject in every table."""
-    run = cli.run("run", "--full-sweep", "--exhaust", "--services", "gmail,calendar,chat,drive",
-                cwd=workdir)
+    run = cli.run(
+        "run", "--full-sweep", "--exhaust", "--services", "gmail,calendar,chat,drive", cwd=workdir
+    )
     assert run.returncode == 0, run.stderr[-2000:] + run.stdout
     log = run.stderr
     assert len(re.findall(r"SWEEP .* phase=END", log)) == 80
@@ -23,9 +23,12 @@ def test_full_sweep_passes_the_verification_bundle(workdir: Path, cli: SweepCLI)
     assert set(re.findall(r"err=\S*", log)) == {"err=none"}
     assert "sim://" in run.stdout
     db = workdir / "sweep.db"
-    rows = cli.query(db, "SELECT service, subject, key, value FROM sync_cursor WHERE "
-                     "(service='gmail' AND key='historyId') OR "
-                     "(service='drive' AND key='last_modified_time')")
+    rows = cli.query(
+        db,
+        "SELECT service, subject, key, value FROM sync_cursor WHERE "
+        "(service='gmail' AND key='historyId') OR "
+        "(service='drive' AND key='last_modified_time')",
+    )
     assert len({r[1] for r in rows if r[0] == "gmail"}) == 20
     assert len({r[1] for r in rows if r[0] == "drive"}) == 20
     assert all(str(r[3]).isdigit() for r in rows if r[0] == "gmail")

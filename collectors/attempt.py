@@ -125,6 +125,7 @@ class PairAttempt:
         self.count = 0
         self.pages = 0
         self.outstanding: list[str] = []
+        self._deferred: list[Callable[[Transaction], None]] = []
 
     def _event(self, kind: EventKind, **data: Any) -> NewEvent:
         return NewEvent(
@@ -136,15 +137,30 @@ class PairAttempt:
             {k: v for k, v in data.items() if v is not None},
         )
 
-    def _commit(self, build: Callable[[Transaction], None]) -> None:
-        self.writer.commit(build)
+    def _commit(self, build: Callable[[Transaction], None], *, defer: bool = False) -> None:
+        """Commit `build` together with whatever was deferred before it.
 
-    def _append(self, *events: NewEvent) -> None:
+        START and a pass's exhausted page are deferred to the next commit (the first page, or
+        the cursor decision and END): fewer fsyncs, and no state is ever visible that a crash
+        could not also leave behind.
+        """
+        self._deferred.append(build)
+        if defer:
+            return
+        builds, self._deferred = self._deferred, []
+
+        def together(tx: Transaction) -> None:
+            for one in builds:
+                one(tx)
+
+        self.writer.commit(together)
+
+    def _append(self, *events: NewEvent, defer: bool = False) -> None:
         def build(tx: Transaction) -> None:
             for event in events:
                 tx.append(event)
 
-        self._commit(build)
+        self._commit(build, defer=defer)
 
     def run(self) -> AttemptResult:
         snap = self.writer.read(lambda s: _snapshot(s, self.service, self.subject))
@@ -187,7 +203,8 @@ class PairAttempt:
                 cursor_before=snap.cursors.get(None, {}).get(primary),
                 resume_token=checkpoint.get("token"),
                 units=units,
-            )
+            ),
+            defer=True,
         )
 
     def _walk_all(self, snap: _Snapshot, units: list[str] | None) -> dict[str, str]:
@@ -367,7 +384,7 @@ class PairAttempt:
                         )
                     )
 
-        self._commit(build)
+        self._commit(build, defer=page.exhausted)
 
     def _finish(self, snap: _Snapshot, final: Mapping[str, str]) -> AttemptResult:
         previous = snap.cursors.get(None, {})

@@ -13,7 +13,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -171,7 +171,11 @@ class SweepRunner:
             store, projector = open_for_writing(self.db_path, create=True)
             try:
                 writer = Writer(store, projector, streams=self.streams, on_commit=self.on_commit)
-                return self._run(writer, started, deadline)
+                try:
+                    return self._run(writer, started, deadline)
+                except Exception as error:
+                    self._record_failure(writer, error)
+                    raise
             finally:
                 store.close()
         finally:
@@ -198,16 +202,7 @@ class SweepRunner:
                         )
                     )
             sweep = state.sweep
-            if sweep is not None and sweep.closed is None and not opts.resume:
-                tx.append(
-                    NewEvent(
-                        EventKind.SWEEP_CLOSE,
-                        sweep.sweep_id,
-                        self.run_id,
-                        data={"status": "abandoned", "reason": "--no-resume"},
-                    )
-                )
-            sweep_id = new_id("sweep") if roster is not None else str(sweep.sweep_id)  # type: ignore[union-attr]
+            sweep_id = new_id("sweep") if roster is not None or sweep is None else sweep.sweep_id
             tx.append(
                 NewEvent(
                     EventKind.RUN_START,
@@ -222,6 +217,15 @@ class SweepRunner:
                     },
                 )
             )
+            if sweep is not None and sweep.closed is None and not opts.resume:
+                tx.append(
+                    NewEvent(
+                        EventKind.SWEEP_CLOSE,
+                        sweep.sweep_id,
+                        self.run_id,
+                        data={"status": "abandoned", "reason": "--no-resume"},
+                    )
+                )
             if roster is not None:
                 tx.append(
                     NewEvent(
@@ -269,6 +273,25 @@ class SweepRunner:
             if self.stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
                 break
         return self._end(writer, sweep_id, started, deadline, planned, results)
+
+    def _record_failure(self, writer: Writer, error: Exception) -> None:
+        """A run that started (RUN_START is in the ledger) and then raised ends `failed` with the
+        error's class and message, so the history says what happened instead of leaving the run
+        open until the next run closes it as stale. Nothing is written for a run refused before
+        RUN_START (bad input never changes the ledger)."""
+        state = writer.projector.state
+        run = state.runs.get(self.run_id)
+        if run is None or run.status != "running":
+            return
+        err = getattr(error, "error_class", None) or type(error).__name__
+        detail = str(error)[:500]
+        try:
+            writer.commit(lambda tx: tx.append(NewEvent(
+                EventKind.RUN_END, run.sweep_id, self.run_id,
+                data={"status": "failed", "reason": f"{err}: {detail}", "err": err,
+                      "detail": detail})))
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            return
 
     def _sweep_to_continue(self, state: State) -> bool:
         sweep = state.sweep
@@ -352,8 +375,21 @@ class SweepRunner:
                     break
                 results.append(attempt(service, subject))
             return results
+        writer.start()
+        try:
+            return self._run_pool(attempt, iter(plan), limits)
+        finally:
+            writer.stop()
+
+    def _run_pool(
+        self,
+        attempt: Callable[[str, str], AttemptResult],
+        todo: Iterator[tuple[str, str]],
+        limits: AttemptLimits,
+    ) -> list[AttemptResult]:
+        """Keep `workers` attempts in flight until the plan is done or a stop is asked."""
         pending: set[Future[AttemptResult]] = set()
-        todo = iter(plan)
+        results: list[AttemptResult] = []
         with ThreadPoolExecutor(
             max_workers=self.options.workers, thread_name_prefix="fetch"
         ) as pool:

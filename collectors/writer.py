@@ -1,15 +1,20 @@
-"""The one writer of a run: every append goes through it, one transaction at a time.
+"""The one writer of a run: every append goes through it.
 
-Workers fetch concurrently but append through `Writer.commit`, which serialises transactions
-under one lock, so seq order is the order of commits and the SWEEP lines print in that order.
+Workers fetch concurrently and hand their appends to `Writer.commit`, which blocks until they are
+durable. A writer thread takes whatever appends are waiting and commits them in one transaction
+(group commit), so sixteen workers do not queue behind sixteen fsyncs. With one worker there is one
+append per transaction, in the worker's order, so the ledger is deterministic. The SWEEP lines
+print after each commit, in seq order.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from collections.abc import Callable, Sequence
-from typing import IO, TypeVar
+from dataclasses import dataclass, field
+from typing import IO, Any, Generic, TypeVar
 
 from sweepledger.ledger.events import PAIR_PHASES, Event
 from sweepledger.ledger.logline import render
@@ -23,11 +28,22 @@ CRASH_HOOK = "SWEEPLEDGER_CRASH_AFTER_EVENTS"
 """Fault injection for the crash-point tests: the process dies (no cleanup, like SIGKILL) right
 after the commit that brings its appended events to this number."""
 CRASH_EXIT = 137
+MAX_GROUP = 64
+"""Appends committed together at most: bounds the transaction and the latency of the first."""
 
 
 def _crash_hook() -> int | None:
     raw = os.environ.get(CRASH_HOOK, "").strip()
     return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+
+@dataclass(slots=True)
+class _Append(Generic[T]):
+    build: Callable[[Transaction], T]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    events: list[Event] = field(default_factory=list)
+    error: BaseException | None = None
 
 
 class Writer:
@@ -46,25 +62,87 @@ class Writer:
         self.streams = list(streams)
         self.on_commit = on_commit
         self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_Append[Any] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self.appended = 0
         self.crash_after = _crash_hook()
 
+    def start(self) -> None:
+        """Start group commit (for concurrent workers); without it, commits run inline."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="ledger-writer", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
     def commit(self, build: Callable[[Transaction], T]) -> tuple[T, list[Event]]:
-        """Run `build` inside one transaction and commit it; returns its result and the events."""
-        with self._lock:
-            with self.store.transaction() as tx:
-                result = build(tx)
-            events = list(tx.events)
-            self._emit(events)
-            self.appended += len(events)
-            if self.crash_after is not None and self.appended >= self.crash_after:
-                os._exit(CRASH_EXIT)
-            return result, events
+        """Run `build` inside a transaction and return once it is durable: its result and the
+        events it appended."""
+        request: _Append[T] = _Append(build)
+        if self._thread is None:
+            self._commit_group([request])
+        else:
+            self._queue.put(request)
+            request.done.wait()
+        if request.error is not None:
+            raise request.error
+        return request.result, request.events
 
     def read(self, look: Callable[[State], T]) -> T:
         """Look at the projection state without racing an append."""
         with self._lock:
             return look(self.projector.state)
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            while len(group) < MAX_GROUP:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                group.append(more)
+            self._commit_group(group)
+
+    def _commit_group(self, group: list[_Append[Any]]) -> None:
+        try:
+            self._transact(group)
+        except Exception:
+            if len(group) == 1:
+                group[0].error = _current_error()
+            else:
+                # one bad append must not sink the others: commit each on its own
+                for request in group:
+                    request.events = []
+                    try:
+                        self._transact([request])
+                    except Exception:
+                        request.error = _current_error()
+        for request in group:
+            request.done.set()
+
+    def _transact(self, group: list[_Append[Any]]) -> None:
+        with self._lock:
+            with self.store.transaction() as tx:
+                for request in group:
+                    start = len(tx.events)
+                    request.result = request.build(tx)
+                    request.events = tx.events[start:]
+            events = list(tx.events)
+            self._emit(events)
+            self.appended += len(events)
+            if self.crash_after is not None and self.appended >= self.crash_after:
+                os._exit(CRASH_EXIT)
 
     def _emit(self, events: Sequence[Event]) -> None:
         lines = [render(e) for e in events if e.kind in PAIR_PHASES]
@@ -75,3 +153,11 @@ class Writer:
                 stream.flush()
         if self.on_commit is not None:
             self.on_commit(events)
+
+
+def _current_error() -> BaseException:
+    import sys
+
+    error = sys.exc_info()[1]
+    assert error is not None
+    return error

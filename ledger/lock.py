@@ -60,6 +60,24 @@ class WriterLock:
         os.pwrite(fd, orjson.dumps(info), 0)
         self._fd = fd
 
+    def announce(self, run_id: str) -> None:
+        """Name the run now working under a lock held across runs (the daemon keeps one), so
+        readers see that run as the live one and a refused second run names it."""
+        if self._fd is None:
+            raise RuntimeError("announce() needs the lock held")
+        info = {
+            "run_id": run_id,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": utc_now(),
+        }
+        text = orjson.dumps(info)
+        # Overwrite in place, padded with spaces to at least the old length, never truncating
+        # first: a reader probing liveness meanwhile reads the old holder or the new one, never
+        # an empty file (which would make a live run look stale).
+        size = os.fstat(self._fd).st_size
+        os.pwrite(self._fd, text.ljust(max(size, len(text))), 0)
+
     def release(self) -> None:
         """Let the next run in."""
         if self._fd is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from sweepledger.ledger.lock import is_locked, lock_path, read_holder
 from sweepledger.ledger.store import SqliteStore
 
-from .attach import open_for_reading, projections_current
+from .attach import open_for_reading, projections_current, read_snapshot
 from .check import CheckResult, Violation, check_store
 from .completeness import completeness
 from .fold import State, fold
@@ -40,8 +40,15 @@ def fold_store(store: SqliteStore, as_of: int | None = None) -> State:
 def read_status(db_path: str | Path, *, as_of: int | None = None) -> StatusReport:
     """The status report; from the projection tables, or folded up to `as_of`."""
     with open_for_reading(db_path) as store:
-        if as_of is None and projections_current(store):
-            return build_report(gather_from_tables(store.conn), live_run_ids=live_run_ids(db_path))
+        if as_of is None:
+            # The lock is probed before and after the snapshot: a run that started or ended
+            # while the tables were read is live for this report, not "interrupted".
+            before = live_run_ids(db_path)
+            with read_snapshot(store):
+                if projections_current(store):
+                    gathered = gather_from_tables(store.conn)
+                    live = before | live_run_ids(db_path)
+                    return build_report(gathered, live_run_ids=live)
         state = fold_store(store, as_of)
         live = (
             live_run_ids(db_path)

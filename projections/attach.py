@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from sweepledger.ledger.store import SqliteStore
@@ -17,6 +19,8 @@ def mark_all_dirty(state: State) -> None:
     state.dirty_runs = set(state.runs)
     state.dirty_cursors = set(state.cursors)
     state.dirty_sweep = state.sweep is not None
+    state.dirty_counters = set(state.counters)
+    state.dirty_heartbeat = True
     state.dirty_flags = True
 
 
@@ -41,6 +45,23 @@ def open_for_writing(path: str | Path, *, create: bool = False) -> tuple[SqliteS
 def open_for_reading(path: str | Path) -> SqliteStore:
     """A read-only store; never creates or changes anything."""
     return SqliteStore.open(path, readonly=True)
+
+
+@contextlib.contextmanager
+def read_snapshot(store: SqliteStore) -> Iterator[None]:
+    """Every read inside sees one state of the ledger (one WAL snapshot), so the head, the
+    projection tables and the events read one after another agree even while a run appends.
+
+    Without it each statement sees its own snapshot: a commit landing between two reads makes
+    the tables look behind the head and sends a reader into a full fold."""
+    if store.conn.in_transaction:
+        yield
+        return
+    store.conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        store.conn.execute("COMMIT")
 
 
 def projections_current(store: SqliteStore) -> bool:

@@ -72,13 +72,13 @@ def subject_vector(
     return {k: v for k, v in vector.items() if v}
 
 
-def apply_difference(counters: dict[str, int], old: Vector, new: Vector) -> bool:
-    """Add `new - old` to `counters`; says whether anything changed."""
-    changed = False
+def apply_difference(counters: dict[str, int], old: Vector, new: Vector) -> set[str]:
+    """Add `new - old` to `counters`; returns the keys that changed."""
+    changed: set[str] = set()
     for key in old.keys() | new.keys():
         delta = new.get(key, 0) - old.get(key, 0)
         if delta:
-            changed = True
+            changed.add(key)
             value = counters.get(key, 0) + delta
             if value:
                 counters[key] = value

@@ -46,5 +46,5 @@ def regresses(key: str, previous: str | None, value: str) -> bool:
         return False
     try:
         return bool(to_order(value) < to_order(previous))  # type: ignore[operator]
-    except ValueError:
+    except (ValueError, TypeError):  # unparseable, or an instant without offset vs one with
         return True

@@ -63,6 +63,8 @@ class State:
         self.dirty_runs: set[str] = set()
         self.dirty_cursors: set[tuple[str, str, str]] = set()
         self.dirty_sweep = False
+        self.dirty_counters: set[str] = set()
+        self.dirty_heartbeat = False
         self.dirty_flags = False
         self.pairs_reset = False
 
@@ -117,7 +119,7 @@ class State:
             self._operator_flag(event)
         elif kind is EventKind.HEARTBEAT:
             self.heartbeat = {"seq": event.seq, "ts": event.ts, **event.data}
-            self.dirty_sweep = True
+            self.dirty_heartbeat = True
 
     def _open_sweep(self, event: Event) -> None:
         data = event.data
@@ -138,16 +140,16 @@ class State:
         for subject in self.sweep.roster:
             apply_difference(self.counters, {}, self.vector(subject))
         self.dirty_sweep = True
+        self.dirty_counters = set(self.counters)
 
     def _retally(self, subject: str, old: Vector) -> None:
-        if apply_difference(self.counters, old, self.vector(subject)):
-            self.dirty_sweep = True
+        self.dirty_counters |= apply_difference(self.counters, old, self.vector(subject))
 
     def _operator_flag(self, event: Event) -> None:
         subject = str(event.subject or event.data["subject"])
         old = self.vector(subject)
         reason = str(event.data.get("reason", ""))
-        service = event.data.get("service")
+        service = event.data.get("service") or event.service
         match event.kind:
             case EventKind.BLOCK:
                 self.blocked[(subject, service)] = reason

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from .fold import State
-from .model import COMPLETE, ERR_PREFIX, IN_PROGRESS, NOT_STARTED, PARTIAL, subject_order
+from .model import (
+    COMPLETE,
+    ERR_PREFIX,
+    IN_PROGRESS,
+    NOT_STARTED,
+    PARTIAL,
+    service_rank,
+    subject_order,
+)
 
 
 def resume_plan(
@@ -24,7 +32,8 @@ def resume_plan(
     sweep = state.sweep
     if sweep is None:
         return []
-    chosen_services = [s for s in sweep.services if services is None or s in services]
+    chosen = [s for s in sweep.services if services is None or s in services]
+    chosen_services = sorted(chosen, key=service_rank)
     roster = sorted(sweep.roster, key=subject_order)
     if subjects is not None:
         wanted = {s.casefold() for s in subjects}

@@ -13,6 +13,7 @@ from typing import Any
 
 from .completeness import Completeness, completeness
 from .fold import State
+from .live import daemon_view, live_progress
 from .model import COMPLETE, NOT_STARTED, PairRow, RunRow, SweepInfo, subject_order
 from .tables import _unjson, load_sweep, pair_from_row, run_from_row
 
@@ -105,6 +106,10 @@ class StatusReport:
     runs: list[dict[str, Any]]
     blocked: list[dict[str, Any]] = field(default_factory=list)
     paused: list[dict[str, Any]] = field(default_factory=list)
+    progress: dict[str, Any] | None = None
+    """The live run's progress (`live.live_progress`), None when no run is live."""
+    daemon: dict[str, Any] | None = None
+    """The daemon's state (`live.daemon_view`), None if no daemon ever ran on this ledger."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -120,6 +125,8 @@ class StatusReport:
             "blocked": self.blocked,
             "paused": self.paused,
             "runs": self.runs,
+            "progress": self.progress,
+            "daemon": self.daemon,
         }
 
 
@@ -172,10 +179,12 @@ def build_report(
     open_runs = [r for r in g.runs if r.status == "running"]
     live = [r for r in open_runs if r.run_id in live_run_ids]
     stale = [r for r in open_runs if r.run_id not in live_run_ids]
+    daemon = daemon_view(g.heartbeat, live_run_ids, live, now)
     if g.sweep is None:
         verdict = "RUNNING" if live else "EMPTY"
         headline = "EMPTY: no sweep yet (`sweep run` starts one)" if not live else "RUNNING"
-        return StatusReport(verdict, headline, g.head, None, None, [], [], 0, 0, runs)
+        return StatusReport(verdict, headline, g.head, None, None, [], [], 0, 0, runs,
+                            daemon=daemon)
     sweep = g.sweep
     figures = completeness(g.counters, sweep.services, run_live=bool(live))
     services = []
@@ -213,6 +222,14 @@ def build_report(
         headline = (
             f"INTERRUPTED: run {stale[0].run_id} died without ending (the next "
             f"`sweep run` closes it and continues); {counts}"
+        )
+    elif daemon is not None and daemon["state"] == "idle":
+        verdict = "IDLE"
+        state = "COMPLETE" if sweep.closed == "complete" else "INCOMPLETE"
+        last = g.runs[0].status if g.runs else "none"
+        headline = (
+            f"IDLE: daemon {daemon['daemon_id']} (pid {daemon['pid']}) waits, next cycle at "
+            f"{daemon['next_cycle_at']}; last run {last}; sweep {sweep.sweep_id} {state}: {counts}"
         )
     elif sweep.closed == "complete":
         verdict = "COMPLETE"
@@ -264,6 +281,8 @@ def build_report(
         runs=runs,
         blocked=[{"subject": s, "service": svc, "reason": r} for (s, svc), r in g.blocked.items()],
         paused=[{"subject": s, "reason": r} for s, r in g.paused.items()],
+        progress=live_progress(live[0], g.counters, now) if live else None,
+        daemon=daemon,
     )
 
 

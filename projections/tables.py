@@ -207,14 +207,21 @@ def write_dirty(conn: sqlite3.Connection, state: State) -> None:
             f"INSERT OR REPLACE INTO pair_state VALUES ({','.join('?' * 20)})",
             [pair_row(state.pairs[k]) for k in state.dirty_pairs],
         )
-    if state.dirty_sweep and state.sweep is not None:
+    sweep = state.sweep
+    if state.dirty_sweep and sweep is not None:
         conn.execute(
-            f"INSERT OR REPLACE INTO sweeps VALUES ({','.join('?' * 10)})", sweep_row(state.sweep)
+            f"INSERT OR REPLACE INTO sweeps VALUES ({','.join('?' * 10)})", sweep_row(sweep)
         )
-        conn.execute("DELETE FROM sweep_counters WHERE sweep_id = ?", (state.sweep.sweep_id,))
+    if state.dirty_counters and sweep is not None:
+        present = [k for k in state.dirty_counters if k in state.counters]
+        gone = [k for k in state.dirty_counters if k not in state.counters]
         conn.executemany(
-            "INSERT INTO sweep_counters VALUES (?, ?, ?)",
-            [(state.sweep.sweep_id, k, v) for k, v in state.counters.items()],
+            "INSERT OR REPLACE INTO sweep_counters VALUES (?, ?, ?)",
+            [(sweep.sweep_id, k, state.counters[k]) for k in present],
+        )
+        conn.executemany(
+            "DELETE FROM sweep_counters WHERE sweep_id = ? AND key = ?",
+            [(sweep.sweep_id, k) for k in gone],
         )
     for key in state.dirty_cursors:
         cursor = state.cursors.get(key)
@@ -232,14 +239,10 @@ def write_dirty(conn: sqlite3.Connection, state: State) -> None:
     if state.dirty_flags:
         conn.execute("DELETE FROM operator_flags")
         conn.executemany("INSERT INTO operator_flags VALUES (?, ?, ?, ?)", flag_rows(state))
-    conn.executemany(
-        "INSERT OR REPLACE INTO projection_state VALUES (?, ?)",
-        [
-            ("head", str(state.head)),
-            ("head_ts", state.head_ts),
-            ("heartbeat", _json(state.heartbeat)),
-        ],
-    )
+    rows = [("head", str(state.head)), ("head_ts", state.head_ts)]
+    if state.dirty_heartbeat:
+        rows.append(("heartbeat", _json(state.heartbeat)))
+    conn.executemany("INSERT OR REPLACE INTO projection_state VALUES (?, ?)", rows)
     state.clear_dirty()
 
 
@@ -357,7 +360,9 @@ class Projector:
         if events[0].seq != self.state.head + 1:
             self.state = load_state(conn)
         for event in events:
-            if event.kind is EventKind.SWEEP_OPEN and self.state.dirty_sweep:
+            if event.kind is EventKind.SWEEP_OPEN and (
+                self.state.dirty_sweep or self.state.dirty_counters
+            ):
                 # The closing sweep's row must be written before the new sweep replaces it.
                 write_dirty(conn, self.state)
             self.state.apply(event)

@@ -24,3 +24,12 @@ def fresh_db(db_path: Path) -> Iterator[SqliteStore]:
         yield store
     finally:
         store.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Hypothesis imports libcst to print a patch for a failing example, and libcst warns on
+    # import; with `filterwarnings = error` that turned every hypothesis failure into an
+    # INTERNALERROR hiding the falsifying example.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
+    )

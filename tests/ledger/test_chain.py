@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -78,9 +77,7 @@ def test_changed_data_with_recomputed_hash_is_named_at_the_next_seq(
     _, ts, sweep_id, run_id, kind, service, subject, _, _ = rows[seq]
     data = '{"n":99}'
     digest = chain_hash(previous, seq, ts, sweep_id, run_id, kind, service, subject, data)
-    ledger.conn.execute(
-        "UPDATE events SET data = ?, hash = ? WHERE seq = ?", (data, digest, seq)
-    )
+    ledger.conn.execute("UPDATE events SET data = ?, hash = ? WHERE seq = ?", (data, digest, seq))
     assert [s for s, _ in chain_problems(ledger)] == [seq + 1]
     assert chain_violations(ledger) == [seq + 1]
 
@@ -101,4 +98,3 @@ def test_tampering_found_by_check_on_a_reopened_file(ledger: SqliteStore) -> Non
         foreign.execute("UPDATE events SET subject = 'eve@corp.example' WHERE seq = 5")
     with SqliteStore.open(ledger.path, readonly=True) as reader:
         assert chain_violations(reader) == [5]
-

@@ -84,7 +84,9 @@ def test_shlex_splits_into_the_eight_keys_in_order(detail: str, subject: str) ->
     assert tokens[0] == "SWEEP"
     assert [t.split("=", 1)[0] for t in tokens[1:]] == list(KEYS)
     plain = re.compile(r"[^\\\x00-\x1f\x7f-\x9f\u2028\u2029]*")
-    for key, token, value in zip(KEYS, tokens[1:], fields_with(detail, subject=subject).values(), strict=True):
+    for key, token, value in zip(
+        KEYS, tokens[1:], fields_with(detail, subject=subject).values(), strict=True
+    ):
         if plain.fullmatch(value) and "=" not in value:
             assert token == f"{key}={value}"
 
@@ -108,7 +110,9 @@ def test_key_texts_appear_only_as_the_lines_own_keys(
     assert re.findall(r"(?<= )([a-z]+)=", line) == list(KEYS)
 
 
-@pytest.mark.parametrize("value", ["gmail", "ana@corp.example", "none", "0", "last_create_time:2025"])
+@pytest.mark.parametrize(
+    "value", ["gmail", "ana@corp.example", "none", "0", "last_create_time:2025"]
+)
 def test_plain_values_stay_bare(value: str) -> None:
     """Values without space, quote, `=`, backslash or control characters are not quoted."""
     assert quote(value) == value
@@ -171,15 +175,19 @@ def test_render_refuses_events_that_are_not_pair_phases(kind: EventKind) -> None
 
 
 @pytest.mark.parametrize(
-    "line",
+    ("line", "why"),
     [
-        "service=gmail",
-        "SWEEP service=gmail subject=a",
-        'SWEEP service=gmail subject="a phase=END',
-        "SWEEP subject=a service=gmail phase=END ok=1 count=0 partial=0 err=none detail=x",
+        ("service=gmail", "not a SWEEP line"),
+        ("SWEEP service=gmail subject=a", "are not"),
+        ('SWEEP service=gmail subject="a phase=END', "unterminated quote in subject"),
+        (
+            "SWEEP subject=a service=gmail phase=END ok=1 count=0 partial=0 err=none detail=x",
+            "are not",
+        ),
+        ("SWEEP service=gmail subject", "no '='"),
     ],
 )
-def test_parse_line_refuses_what_is_not_a_sweep_line(line: str) -> None:
+def test_parse_line_refuses_what_is_not_a_sweep_line(line: str, why: str) -> None:
     """Lines without the prefix, with missing or reordered keys, or an open quote are refused."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=why):
         parse_line(line)

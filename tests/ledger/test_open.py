@@ -112,7 +112,9 @@ def test_refused_file_gets_its_error_and_stays_unchanged(
 def test_schema_too_new_names_both_versions(db_path: Path) -> None:
     """The newer-schema error says which version was found and which this build reads."""
     ledger_with_meta(schema_version="99")(db_path)
-    with pytest.raises(SchemaTooNew, match=f"version 99; this Sweepledger reads up to {SCHEMA_VERSION}"):
+    with pytest.raises(
+        SchemaTooNew, match=f"version 99; this Sweepledger reads up to {SCHEMA_VERSION}"
+    ):
         SqliteStore.open(db_path, readonly=True)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ def pair_event(n: int) -> NewEvent:
         "run-1",
         "gmail",
         "ana@corp.example",
-        {"page": n, "count": n, "exhausted": False, "note": "ünïcode \"q\" \\ = \n"},
+        {"page": n, "count": n, "exhausted": False, "note": 'ünïcode "q" \\ = \n'},
     )
 
 
@@ -72,7 +72,7 @@ class EventStoreContract:
         appended = store.append([heartbeat(0), pair_event(2)])
         read = list(store.read())
         assert read == appended
-        assert read[1].data["note"] == "ünïcode \"q\" \\ = \n"
+        assert read[1].data["note"] == 'ünïcode "q" \\ = \n'
         assert (read[1].kind, read[1].service, read[1].subject) == (
             EventKind.PAGE,
             "gmail",
@@ -83,11 +83,16 @@ class EventStoreContract:
         """An exception inside `transaction()` leaves neither its events nor its item rows."""
         self.create_items(store)
         store.append([heartbeat(0)])
-        with pytest.raises(Boom), store.transaction() as tx:
-            self.insert_item(tx.conn, 1)
-            tx.append(pair_event(1))
-            tx.append(pair_event(2))
-            raise Boom
+
+        def append_then_fail() -> None:
+            with store.transaction() as tx:
+                self.insert_item(tx.conn, 1)
+                tx.append(pair_event(1))
+                tx.append(pair_event(2))
+                raise Boom
+
+        with pytest.raises(Boom):
+            append_then_fail()
         assert store.head() == 1
         assert [e.seq for e in store.read()] == [1]
         assert self.count_items(store) == 0
@@ -106,15 +111,26 @@ class EventStoreContract:
     def test_seq_after_a_rolled_back_transaction_has_no_gap(self, store: Any) -> None:
         """The seq a rolled-back transaction would have used is given to the next append."""
         store.append([heartbeat(0)])
-        with pytest.raises(Boom), store.transaction() as tx:
-            tx.append(heartbeat(1))
-            raise Boom
+
+        def append_then_fail() -> None:
+            with store.transaction() as tx:
+                tx.append(heartbeat(1))
+                raise Boom
+
+        with pytest.raises(Boom):
+            append_then_fail()
         assert [e.seq for e in store.append([heartbeat(2)])] == [2]
 
     @pytest.mark.parametrize(
         ("from_seq", "to_seq", "expected"),
-        [(1, None, [1, 2, 3, 4, 5]), (3, None, [3, 4, 5]), (2, 4, [2, 3, 4]), (4, 4, [4]),
-         (6, None, []), (1, 0, [])],
+        [
+            (1, None, [1, 2, 3, 4, 5]),
+            (3, None, [3, 4, 5]),
+            (2, 4, [2, 3, 4]),
+            (4, 4, [4]),
+            (6, None, []),
+            (1, 0, []),
+        ],
     )
     def test_read_from_to_seq(
         self, store: Any, from_seq: int, to_seq: int | None, expected: list[int]
@@ -194,8 +210,8 @@ class TestSqliteStore(EventStoreContract):
     """The SQLite store passes the contract, plus its own durability settings."""
 
     @pytest.fixture
-    def store(self, fresh_db: SqliteStore) -> Iterator[SqliteStore]:
-        yield fresh_db
+    def store(self, fresh_db: SqliteStore) -> SqliteStore:
+        return fresh_db
 
     def create_items(self, store: SqliteStore) -> None:
         store.conn.execute("CREATE TABLE items (n INTEGER)")

@@ -110,7 +110,9 @@ class Recorder:
             EventKind.RUN_START, data={"pid": 4242, "host": "test", "argv": ["run"], "options": {}}
         )
 
-    def run_end(self, status: str = "completed", reason: str | None = None, *, run: str = "") -> int:
+    def run_end(
+        self, status: str = "completed", reason: str | None = None, *, run: str = ""
+    ) -> int:
         return self.add(EventKind.RUN_END, data={"status": status, "reason": reason}, run=run)
 
     def sweep_open(self, roster: Sequence[str], services: Sequence[str]) -> int:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from collections.abc import Collection
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,9 @@ from .builder import Recorder, as_events, valid_ledger
 A, B = "ana@corp.example", "Bob@corp.example"
 
 
-def opened(services: tuple[str, ...] = ("gmail", "drive"), roster: tuple[str, ...] = (A, B)) -> Recorder:
+def opened(
+    services: tuple[str, ...] = ("gmail", "drive"), roster: tuple[str, ...] = (A, B)
+) -> Recorder:
     """A ledger with run-1 started and sweep-1 opened over `roster` x `services`."""
     rec = Recorder()
     rec.run_start("run-1", "sweep-1")
@@ -144,7 +146,9 @@ def test_cursor_regression_without_reset_is_named(service: str, first: str, seco
         ("calendar", "sync-9", "sync-10"),
     ],
 )
-def test_cursor_order_is_the_keys_order_not_the_texts(service: str, first: str, second: str) -> None:
+def test_cursor_order_is_the_keys_order_not_the_texts(
+    service: str, first: str, second: str
+) -> None:
     """Integers compare as integers, instants as instants and opaque tokens not at all."""
     rec = opened(services=(service,))
     rec.complete(service, A, first)
@@ -158,7 +162,9 @@ def test_cursor_order_is_the_keys_order_not_the_texts(service: str, first: str, 
     ("service", "first", "second"),
     [("gmail", "1500", "1499"), ("drive", "2025-03-01T10:00:00Z", "2025-01-01T00:00:00Z")],
 )
-def test_cursor_reset_allows_a_lower_cursor(where: str, service: str, first: str, second: str) -> None:
+def test_cursor_reset_allows_a_lower_cursor(
+    where: str, service: str, first: str, second: str
+) -> None:
     """After a CURSOR_RESET of the pair the next cursor may be lower: no violation."""
     rec = opened(services=(service,))
     rec.complete(service, A, first)
@@ -172,6 +178,15 @@ def test_cursor_reset_allows_a_lower_cursor(where: str, service: str, first: str
     rec.end(service, A, 1, exhausted=True)
     rec.run_end()
     assert named(rec) == []
+
+
+def test_time_cursor_without_offset_is_refused_not_a_crash() -> None:
+    """An instant without offset cannot be ordered against one with: named as a `regression`."""
+    rec = opened(services=("drive",))
+    rec.complete("drive", A, "2025-03-01T10:00:00Z")
+    bad = rec.complete("drive", A, "2025-03-02T00:00:00") - 1
+    rec.run_end()
+    assert named(rec) == [(bad, "regression")]
 
 
 def test_unit_cursor_regression_is_named() -> None:

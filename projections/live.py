@@ -1,0 +1,133 @@
+"""What an operator watching a sweep asks: how far is the live run, and is the daemon alive?
+
+Both are read off the projections plus two facts only a reader has: which run holds the ledger's
+lock now (`live_run_ids`) and the time. Nothing here is stored: a run's progress is its folded
+counters against the sweep's, and the daemon's state is its last HEARTBEAT judged by the lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .model import RunRow
+
+DAEMON_TRIGGER = "daemon cycle "
+"""Runs started by `sweep daemon` carry the trigger `daemon cycle N`."""
+
+HEARTBEAT_STALE_S = 90.0
+"""For a future shared backend, where no OS lock tells liveness: a daemon whose heartbeat is
+older than this is taken as dead. On one machine the lock decides and this is informative."""
+
+
+def parse_ts(ts: str) -> datetime:
+    """A ledger timestamp (RFC 3339, `Z`) as an aware datetime."""
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+def iso(moment: datetime) -> str:
+    """The ledger's own timestamp format, to the millisecond."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def seconds_between(start: str, end: str | datetime) -> float | None:
+    if not start:
+        return None
+    stop = end if isinstance(end, datetime) else parse_ts(end) if end else None
+    if stop is None:
+        return None
+    return round((stop - parse_ts(start)).total_seconds(), 3)
+
+
+def daemon_cycle(trigger: str | None) -> int | None:
+    """N of a `daemon cycle N` trigger, else None."""
+    if not trigger or not trigger.startswith(DAEMON_TRIGGER):
+        return None
+    tail = trigger[len(DAEMON_TRIGGER) :]
+    return int(tail) if tail.isdigit() else None
+
+
+def live_progress(run: RunRow, counters: Mapping[str, int], now: datetime) -> dict[str, Any]:
+    """The live run's progress: the sweep's complete pairs of its total, this run's items, rate,
+    ETA and the age of its last event (a stuck run shows a growing age)."""
+    elapsed = seconds_between(run.started_ts, now) or 0.0
+    total = counters.get("pairs_total", 0)
+    done = sum(v for k, v in counters.items() if k.startswith("complete:"))
+    c = run.counters
+    completed = c.get("pairs_completed", 0)
+    items = c.get("fetched", 0)
+    eta = None
+    if completed and elapsed > 0 and total >= done:
+        eta = round((total - done) / (completed / elapsed), 1)
+    return {
+        "run_id": run.run_id,
+        "trigger": run.trigger,
+        "started": run.started_ts,
+        "elapsed_s": round(elapsed, 1),
+        "pairs_done": done,
+        "pairs_total": total,
+        "pairs_ended_this_run": completed + c.get("pairs_partial", 0) + c.get("pairs_errored", 0),
+        "items": items,
+        "items_per_s": round(items / elapsed, 1) if elapsed > 0 else None,
+        "eta_s": eta,
+        "eta_at": None if eta is None else iso(now + timedelta(seconds=eta)),
+        "last_event_age_s": seconds_between(run.last_ts, now),
+    }
+
+
+def daemon_view(
+    heartbeat: Mapping[str, Any] | None,
+    live_run_ids: Collection[str],
+    live_runs: Sequence[RunRow],
+    now: datetime,
+) -> dict[str, Any] | None:
+    """The daemon's state from its last HEARTBEAT: `running` (a cycle's run holds the lock),
+    `idle` (it holds the lock between cycles), `stopped` (it said so) or `dead` (no process
+    holds the lock for it any more); None if no daemon ever ran on this ledger."""
+    if not heartbeat or not heartbeat.get("daemon"):
+        return None
+    cycle = heartbeat.get("cycle")
+    cycle_runs = [r for r in live_runs if daemon_cycle(r.trigger) is not None]
+    if cycle_runs:
+        state = "running"
+        cycle = daemon_cycle(cycle_runs[0].trigger)
+    elif heartbeat["daemon"] in live_run_ids:
+        state = "starting" if heartbeat.get("state") == "starting" else "idle"
+    elif heartbeat.get("state") == "stopped":
+        state = "stopped"
+    else:
+        state = "dead"
+    return {
+        "daemon_id": heartbeat["daemon"],
+        "state": state,
+        "pid": heartbeat.get("pid"),
+        "host": heartbeat.get("host"),
+        "cycle": cycle,
+        "interval_s": heartbeat.get("interval"),
+        "next_cycle_at": heartbeat.get("next_cycle_at") if state == "idle" else None,
+        "last_heartbeat": heartbeat.get("ts"),
+        "heartbeat_age_s": seconds_between(str(heartbeat.get("ts") or ""), now),
+        "reason": heartbeat.get("reason"),
+        "last_error": heartbeat.get("last_error"),
+    }
+
+
+def daemon_text(daemon: Mapping[str, Any]) -> str:
+    """One line about the daemon for `status` and the web page."""
+    who = f"daemon {daemon['daemon_id']} (pid {daemon['pid']})"
+    match daemon["state"]:
+        case "running":
+            return f"{who} running cycle {daemon['cycle']}"
+        case "idle":
+            nxt = daemon["next_cycle_at"]
+            return f"{who} idle after cycle {daemon['cycle']}, next cycle at {nxt}"
+        case "starting":
+            return f"{who} starting cycle {daemon['cycle']}"
+        case "stopped":
+            why = f" ({daemon['reason']})" if daemon.get("reason") else ""
+            return f"{who} stopped after cycle {daemon['cycle']}{why} at {daemon['last_heartbeat']}"
+    return (
+        f"{who} is DEAD: it holds no lock; last heartbeat {daemon['last_heartbeat']} "
+        f"({daemon['heartbeat_age_s']}s ago)"
+    )

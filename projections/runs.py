@@ -1,0 +1,219 @@
+"""Run history (job tracking): one record per run, newest first, every figure folded from events.
+
+A run's counters are the fold's (`fold._bump` from its PAGE and END events), never kept by hand,
+so the history of a ledger can always be rebuilt and `sweep check` compares it. What a reader adds
+is only liveness (does the run's process hold the lock?) and the time for a live run's duration.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .attach import open_for_reading, projections_current, read_snapshot
+from .fold import fold
+from .live import seconds_between
+from .model import COMPLETE, RunRow
+from .tables import _unjson, run_from_row
+
+HISTORY_LIMIT = 20
+CHECKPOINT_LIMIT = 1000
+"""Unfinished pairs listed in a run's detail (a huge sweep's first ones; the count is exact)."""
+
+STALE_REASON = "stale: its process is gone; the next run closes it as aborted"
+
+COUNTERS = {
+    "pairs_attempted": "pairs_attempted",
+    "pairs_completed": "pairs_completed",
+    "pairs_partial": "pairs_partial",
+    "pairs_errored": "pairs_errored",
+    "items_fetched": "fetched",
+    "items_inserted": "inserted",
+    "items_updated": "updated",
+    "items_unchanged": "unchanged",
+    "items_deleted": "deleted",
+    "pages": "pages",
+    "requests": "requests",
+    "retries": "retries",
+    "rate_limit_waits": "rate_limited",
+}
+"""History name -> the fold's counter name. Every key is always present (0 if never bumped)."""
+
+
+def run_record(run: RunRow, *, live: bool, now: datetime) -> dict[str, Any]:
+    """One run as the history shows it.
+
+    A run still `running` in the ledger whose process no longer holds the lock is shown as
+    `interrupted` (stale): that is what it is, and the next run records it as aborted.
+    """
+    status, reason = run.status, run.reason
+    if status == "running" and not live:
+        status, reason = "interrupted", STALE_REASON
+    end: str | datetime = run.ended_ts or (now if live else run.last_ts)
+    duration = seconds_between(run.started_ts, end)
+    counters = {name: int(run.counters.get(key, 0)) for name, key in COUNTERS.items()}
+    fetched = counters["items_fetched"]
+    error = None
+    if run.status == "failed":
+        cls, _, message = (run.reason or "").partition(": ")
+        error = {"class": cls or "Internal", "message": message}
+    opts = run.options
+    return {
+        "run_id": run.run_id,
+        "sweep_id": run.sweep_id,
+        "status": status,
+        "reason": reason,
+        "live": live,
+        "trigger": run.trigger,
+        "pid": run.pid,
+        "host": run.host,
+        "started": run.started_ts,
+        "finished": run.ended_ts,
+        "duration_s": duration,
+        "last_event": run.last_ts,
+        "last_event_age_s": seconds_between(run.last_ts, now),
+        "options": {
+            "source": opts.get("source"),
+            "services": opts.get("services"),
+            "subjects": opts.get("subjects"),
+            "since": opts.get("since"),
+            "months_back": opts.get("months_back"),
+            "run_to_completion": opts.get("max_seconds") is None,
+            "max_seconds": opts.get("max_seconds"),
+            "max_pages": opts.get("max_pages"),
+            "workers": opts.get("workers"),
+        },
+        "counters": counters,
+        "items_per_s": round(fetched / duration, 1) if duration else None,
+        "error": error,
+        "by_service": run.by_service,
+    }
+
+
+def run_detail(
+    run: RunRow, unfinished: list[dict[str, Any]], total: int, *, live: bool, now: datetime
+) -> dict[str, Any]:
+    """A run with what a dashboard polls for: progress, config and checkpoints."""
+    record = run_record(run, live=live, now=now)
+    c = record["counters"]
+    opts = record["options"]
+    window: dict[str, Any] = {}
+    if opts["since"] is not None:
+        window["since"] = opts["since"]
+    if opts["months_back"] is not None:
+        window["months_back"] = opts["months_back"]
+    return {
+        **record,
+        "progress": {
+            "scanned": c["items_fetched"],
+            "inserted": c["items_inserted"],
+            "updated": c["items_updated"],
+            "skipped": c["items_unchanged"],
+            "deleted": c["items_deleted"],
+            "errors": c["pairs_errored"],
+            "pairs_attempted": c["pairs_attempted"],
+            "pairs_completed": c["pairs_completed"],
+        },
+        "config": {
+            "window": window,
+            "run_to_completion": opts["run_to_completion"],
+            "max_seconds_per_run": opts["max_seconds"],
+        },
+        "checkpoint": {"unfinished_pairs": total, "pairs": unfinished},
+    }
+
+
+def checkpoint_entry(service: str, subject: str, state: str, cp: Any) -> dict[str, Any]:
+    """One unfinished pair's page checkpoint: where its next attempt continues."""
+    cp = cp if isinstance(cp, dict) else {}
+    token = cp.get("token")
+    return {
+        "service": service,
+        "subject": subject,
+        "state": state,
+        "unit": cp.get("unit"),
+        "page": cp.get("page"),
+        "has_next": token is not None,
+        "last_page_token": token,
+    }
+
+
+def _live(db_path: str | Path) -> set[str]:
+    from .api import live_run_ids
+
+    return live_run_ids(db_path)
+
+
+def read_runs(db_path: str | Path, *, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
+    """The run history of a ledger, newest first (`sweep runs`, `GET /api/runs`)."""
+    now = datetime.now(UTC)
+    before = _live(db_path)
+    with open_for_reading(db_path) as store, read_snapshot(store):
+        if projections_current(store):
+            rows = store.conn.execute(
+                "SELECT * FROM runs ORDER BY started_seq DESC LIMIT ?", (limit,)
+            )
+            runs = [run_from_row(r) for r in rows]
+        else:
+            state = fold(store.read())
+            runs = sorted(state.runs.values(), key=lambda r: r.started_seq, reverse=True)[:limit]
+        live = before | _live(db_path)
+    return [run_record(r, live=r.run_id in live, now=now) for r in runs]
+
+
+def read_run(db_path: str | Path, run_id: str) -> dict[str, Any] | None:
+    """One run's detail (`GET /api/runs/<id>`), or None if the ledger has no such run."""
+    now = datetime.now(UTC)
+    before = _live(db_path)
+    with open_for_reading(db_path) as store, read_snapshot(store):
+        if projections_current(store):
+            row = store.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            run = None if row is None else run_from_row(row)
+            unfinished, total = _unfinished_from_tables(store.conn, run_id)
+        else:
+            state = fold(store.read())
+            run = state.runs.get(run_id)
+            pairs = sorted(
+                (p for p in state.pairs.values() if p.last_run_id == run_id and p.state != COMPLETE),
+                key=lambda p: (p.subject.casefold(), p.subject, p.service),
+            )
+            total = len(pairs)
+            unfinished = [
+                checkpoint_entry(p.service, p.subject, p.state, p.checkpoint)
+                for p in pairs[:CHECKPOINT_LIMIT]
+            ]
+        live = before | _live(db_path)
+    if run is None:
+        return None
+    return run_detail(run, unfinished, total, live=run_id in live, now=now)
+
+
+def _unfinished_from_tables(
+    conn: sqlite3.Connection, run_id: str
+) -> tuple[list[dict[str, Any]], int]:
+    """The current sweep's pairs this run attempted last and did not complete."""
+    where = "FROM pair_state WHERE last_run_id = ? AND state != 'COMPLETE'"
+    total = int(conn.execute(f"SELECT COUNT(*) {where}", (run_id,)).fetchone()[0])
+    rows = conn.execute(
+        f"SELECT service, subject, state, checkpoint {where} "
+        "ORDER BY lower(subject), subject, service LIMIT ?",
+        (run_id, CHECKPOINT_LIMIT),
+    )
+    return [checkpoint_entry(s, e, st, _unjson(cp)) for s, e, st, cp in rows], total
+
+
+def last_daemon_cycle(conn: sqlite3.Connection) -> int:
+    """The highest N of a `daemon cycle N` run in the ledger (0 if none): a restarted daemon
+    numbers its cycles on from there, so `generation=auto` never goes back in time."""
+    from .live import daemon_cycle
+
+    rows = conn.execute("SELECT trigger FROM runs WHERE trigger LIKE 'daemon cycle %'")
+    return max((daemon_cycle(r[0]) or 0 for r in rows), default=0)
+
+
+def live_ids(runs: Collection[dict[str, Any]]) -> set[str]:
+    """The ids of the runs a history marks live."""
+    return {r["run_id"] for r in runs if r["live"]}

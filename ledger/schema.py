@@ -34,9 +34,14 @@ CREATE TRIGGER events_no_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER events_no_overwrite BEFORE INSERT ON events
+WHEN NEW.seq <= (SELECT coalesce(max(seq), 0) FROM events)
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 """
 
-GUARD_TRIGGERS = ("events_no_update", "events_no_delete")
+GUARD_TRIGGERS = ("events_no_update", "events_no_delete", "events_no_overwrite")
+"""UPDATE and DELETE are refused; so is an INSERT at an existing seq, because INSERT OR REPLACE
+removes the old row without firing DELETE triggers."""
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 """`MIGRATIONS[v]` upgrades a ledger from version v to v + 1 inside the caller's transaction."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from sweepledger.ledger.store import SqliteStore
 
 from .fold import State, fold
-from .tables import Projector, ensure_tables, write_dirty
+from .tables import Projector, ensure_tables, write_dirty, write_past_sweeps
 
 
 def mark_all_dirty(state: State) -> None:
@@ -36,6 +36,7 @@ def open_for_writing(path: str | Path, *, create: bool = False) -> tuple[SqliteS
                 tx.conn.execute(f"DELETE FROM {table}")
             state = fold(store.read())
             mark_all_dirty(state)
+            write_past_sweeps(tx.conn, state)
             write_dirty(tx.conn, state)
     projector = Projector(store.conn)
     store.hooks.append(projector.on_append)

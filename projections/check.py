@@ -255,8 +255,18 @@ def check_store(store: SqliteStore, live_run_ids: Collection[str] = ()) -> Check
 
 def _compare_tables(store: SqliteStore, checker: EventChecker) -> None:
     state = checker.state
+    meta = dict(store.conn.execute("SELECT key, value FROM projection_state").fetchall())
+    if int(meta.get("head", 0)) != state.head or meta.get("head_hash", "") != state.head_hash:
+        checker._flag(
+            state.head,
+            "anchor",
+            f"the projections were written through seq "
+            f"{meta.get('head')} (hash {str(meta.get('head_hash'))[:12]}) but the "
+            f"ledger ends at seq {state.head} (hash {state.head_hash[:12]}): events "
+            "at the end were removed or rewritten",
+        )
     expected = state_rows(state)
-    stored = stored_rows(store.conn, None if state.sweep is None else state.sweep.sweep_id)
+    stored = stored_rows(store.conn)
     for table, rows in expected.items():
         extra = stored[table] - rows
         lacking = rows - stored[table]

@@ -47,7 +47,9 @@ class State:
     def __init__(self) -> None:
         self.head = 0
         self.head_ts = ""
+        self.head_hash = ""
         self.sweep: SweepInfo | None = None
+        self.past_sweeps: dict[str, tuple[SweepInfo, dict[str, int]]] = {}
         self.pairs: dict[PairKey, PairRow] = {}
         self.counters: dict[str, int] = {}
         self.cursors: dict[tuple[str, str, str], CursorRow] = {}
@@ -97,6 +99,7 @@ class State:
     def apply(self, event: Event) -> None:
         self.head = event.seq
         self.head_ts = event.ts
+        self.head_hash = event.hash
         kind = event.kind
         if event.run_id is not None and event.run_id in self.runs:
             run = self.runs[event.run_id]
@@ -123,6 +126,11 @@ class State:
 
     def _open_sweep(self, event: Event) -> None:
         data = event.data
+        if self.sweep is not None:
+            # keep what the sweeps tables show of it; its roster stays in its SWEEP_OPEN
+            past = self.sweep
+            past.roster = []
+            self.past_sweeps[past.sweep_id] = (past, dict(self.counters))
         self.sweep = SweepInfo(
             sweep_id=str(event.sweep_id),
             opened_seq=event.seq,
@@ -226,6 +234,7 @@ class State:
         row.last_run_id = event.run_id
         row.attempt_count = 0
         row.last_page_exhausted = False
+        row.exhausted = False
         row.interrupted = False
         row.skip_reason = None
         if run is not None:

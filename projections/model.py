@@ -42,6 +42,11 @@ class SweepInfo:
     closed: str | None = None
     closed_seq: int | None = None
     closed_ts: str | None = None
+    roster_size: int = -1
+
+    def __post_init__(self) -> None:
+        if self.roster_size < 0:
+            self.roster_size = len(self.roster)
 
 
 @dataclass(slots=True)

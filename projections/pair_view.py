@@ -101,8 +101,9 @@ def attempts_of(events: list[Event], live_run_ids: Collection[str]) -> list[Atte
 def _pair_events(store: SqliteStore, service: str, subject: str) -> tuple[list[Event], int]:
     conn = store.conn
     where = "service = ? AND subject = ?"
-    total = int(conn.execute(f"SELECT COUNT(*) FROM events WHERE {where}", (service, subject))
-                .fetchone()[0])  # fmt: skip
+    total = int(
+        conn.execute(f"SELECT COUNT(*) FROM events WHERE {where}", (service, subject)).fetchone()[0]
+    )
     first = conn.execute(
         f"SELECT seq FROM events WHERE {where} ORDER BY seq DESC LIMIT 1 OFFSET ?",
         (service, subject, EVENT_LIMIT - 1),
@@ -123,8 +124,7 @@ def read_pair(
         ).fetchone()
         cursors = dict(
             store.conn.execute(
-                "SELECT key, value FROM sync_cursor WHERE service = ? AND subject = ? "
-                "ORDER BY key",
+                "SELECT key, value FROM sync_cursor WHERE service = ? AND subject = ? ORDER BY key",
                 (service, subject),
             ).fetchall()
         )

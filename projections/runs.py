@@ -177,7 +177,11 @@ def read_run(db_path: str | Path, run_id: str) -> dict[str, Any] | None:
             state = fold(store.read())
             run = state.runs.get(run_id)
             pairs = sorted(
-                (p for p in state.pairs.values() if p.last_run_id == run_id and p.state != COMPLETE),
+                (
+                    p
+                    for p in state.pairs.values()
+                    if p.last_run_id == run_id and p.state != COMPLETE
+                ),
                 key=lambda p: (p.subject.casefold(), p.subject, p.service),
             )
             total = len(pairs)

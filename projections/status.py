@@ -183,8 +183,9 @@ def build_report(
     if g.sweep is None:
         verdict = "RUNNING" if live else "EMPTY"
         headline = "EMPTY: no sweep yet (`sweep run` starts one)" if not live else "RUNNING"
-        return StatusReport(verdict, headline, g.head, None, None, [], [], 0, 0, runs,
-                            daemon=daemon)
+        return StatusReport(
+            verdict, headline, g.head, None, None, [], [], 0, 0, runs, daemon=daemon
+        )
     sweep = g.sweep
     figures = completeness(g.counters, sweep.services, run_live=bool(live))
     services = []

@@ -17,12 +17,13 @@ from sweepledger.ledger.events import Event, EventKind
 from .fold import State
 from .model import CursorRow, PairRow, RunRow, SweepInfo
 
-PROJECTION_VERSION = "1"
+PROJECTION_VERSION = "2"
 
 DDL = """
 CREATE TABLE IF NOT EXISTS sweeps (
     sweep_id TEXT PRIMARY KEY, opened_seq INTEGER NOT NULL, opened_ts TEXT NOT NULL,
-    source TEXT NOT NULL, services TEXT NOT NULL, roster TEXT NOT NULL, options TEXT NOT NULL,
+    source TEXT NOT NULL, services TEXT NOT NULL, roster_size INTEGER NOT NULL,
+    options TEXT NOT NULL,
     closed TEXT, closed_seq INTEGER, closed_ts TEXT
 );
 CREATE TABLE IF NOT EXISTS sweep_counters (
@@ -123,13 +124,14 @@ def run_row(run: RunRow) -> tuple[Any, ...]:
 
 
 def sweep_row(sweep: SweepInfo) -> tuple[Any, ...]:
+    """The sweep's row; its roster stays in its SWEEP_OPEN event (read back by `load_sweep`)."""
     return (
         sweep.sweep_id,
         sweep.opened_seq,
         sweep.opened_ts,
         sweep.source,
         _json(sweep.services),
-        _json(sweep.roster),
+        sweep.roster_size,
         _json(sweep.options),
         sweep.closed,
         sweep.closed_seq,
@@ -144,14 +146,12 @@ def flag_rows(state: State) -> list[tuple[Any, ...]]:
 
 
 def state_rows(state: State) -> dict[str, set[tuple[Any, ...]]]:
-    """Every table's rows as the fold derives them (what `check` compares with the tables).
-
-    Counters of earlier sweeps are not kept in memory, so only the latest sweep's are compared.
-    """
-    sweeps = set() if state.sweep is None else {sweep_row(state.sweep)}
-    counters = set()
+    """Every table's rows as the fold derives them (what `check` compares with the tables)."""
+    sweeps = {sweep_row(sweep) for sweep, _ in state.past_sweeps.values()}
+    counters = {(sid, k, v) for sid, (_, c) in state.past_sweeps.items() for k, v in c.items()}
     if state.sweep is not None:
-        counters = {(state.sweep.sweep_id, k, v) for k, v in state.counters.items()}
+        sweeps.add(sweep_row(state.sweep))
+        counters |= {(state.sweep.sweep_id, k, v) for k, v in state.counters.items()}
     return {
         "sweeps": sweeps,
         "sweep_counters": counters,
@@ -162,17 +162,15 @@ def state_rows(state: State) -> dict[str, set[tuple[Any, ...]]]:
     }
 
 
-def stored_rows(
-    conn: sqlite3.Connection, latest_sweep: str | None
-) -> dict[str, set[tuple[Any, ...]]]:
+def stored_rows(conn: sqlite3.Connection) -> dict[str, set[tuple[Any, ...]]]:
     """The same, read from the tables."""
 
     def rows(sql: str, params: Sequence[Any] = ()) -> set[tuple[Any, ...]]:
         return {tuple(r) for r in conn.execute(sql, params)}
 
     return {
-        "sweeps": rows("SELECT * FROM sweeps WHERE sweep_id = ?", (latest_sweep,)),
-        "sweep_counters": rows("SELECT * FROM sweep_counters WHERE sweep_id = ?", (latest_sweep,)),
+        "sweeps": rows("SELECT * FROM sweeps"),
+        "sweep_counters": rows("SELECT * FROM sweep_counters"),
         "pair_state": rows("SELECT * FROM pair_state"),
         "sync_cursor": rows("SELECT * FROM sync_cursor"),
         "runs": rows("SELECT * FROM runs"),
@@ -239,11 +237,23 @@ def write_dirty(conn: sqlite3.Connection, state: State) -> None:
     if state.dirty_flags:
         conn.execute("DELETE FROM operator_flags")
         conn.executemany("INSERT INTO operator_flags VALUES (?, ?, ?, ?)", flag_rows(state))
-    rows = [("head", str(state.head)), ("head_ts", state.head_ts)]
+    rows = [("head", str(state.head)), ("head_ts", state.head_ts), ("head_hash", state.head_hash)]
     if state.dirty_heartbeat:
         rows.append(("heartbeat", _json(state.heartbeat)))
     conn.executemany("INSERT OR REPLACE INTO projection_state VALUES (?, ?)", rows)
     state.clear_dirty()
+
+
+def write_past_sweeps(conn: sqlite3.Connection, state: State) -> None:
+    """The rows of every sweep before the latest (a rebuild writes them once)."""
+    for sweep, counters in state.past_sweeps.values():
+        conn.execute(
+            f"INSERT OR REPLACE INTO sweeps VALUES ({','.join('?' * 10)})", sweep_row(sweep)
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO sweep_counters VALUES (?, ?, ?)",
+            [(sweep.sweep_id, k, v) for k, v in counters.items()],
+        )
 
 
 def load_state(conn: sqlite3.Connection) -> State:
@@ -255,6 +265,7 @@ def load_state(conn: sqlite3.Connection) -> State:
     meta = dict(conn.execute("SELECT key, value FROM projection_state").fetchall())
     state.head = int(meta.get("head", 0))
     state.head_ts = meta.get("head_ts", "")
+    state.head_hash = meta.get("head_hash", "")
     state.heartbeat = _unjson(meta.get("heartbeat"))
     state.sweep, state.counters = load_sweep(conn)
     if state.sweep is not None:
@@ -273,6 +284,11 @@ def load_state(conn: sqlite3.Connection) -> State:
     return state
 
 
+def _roster(conn: sqlite3.Connection, opened_seq: int) -> list[str]:
+    row = conn.execute("SELECT data FROM events WHERE seq = ?", (opened_seq,)).fetchone()
+    return list(orjson.loads(row[0])["roster"]) if row is not None else []
+
+
 def load_sweep(conn: sqlite3.Connection) -> tuple[SweepInfo | None, dict[str, int]]:
     """The latest sweep and its counters."""
     row = conn.execute("SELECT * FROM sweeps ORDER BY opened_seq DESC LIMIT 1").fetchone()
@@ -284,7 +300,7 @@ def load_sweep(conn: sqlite3.Connection) -> tuple[SweepInfo | None, dict[str, in
         opened_ts=row[2],
         source=row[3],
         services=_unjson(row[4]),
-        roster=_unjson(row[5]),
+        roster=_roster(conn, row[1]),
         options=_unjson(row[6]),
         closed=row[7],
         closed_seq=row[8],

@@ -98,3 +98,23 @@ def test_tampering_found_by_check_on_a_reopened_file(ledger: SqliteStore) -> Non
         foreign.execute("UPDATE events SET subject = 'eve@corp.example' WHERE seq = 5")
     with SqliteStore.open(ledger.path, readonly=True) as reader:
         assert chain_violations(reader) == [5]
+
+
+def test_events_cut_off_at_the_end_are_found(tmp_path: Path) -> None:
+    """Removing the last events (triggers dropped) leaves the chain valid but the projections'
+    anchor (head seq and hash written in the same transactions) no longer matches: named."""
+    from sweepledger.collectors.protocol import SERVICES
+    from sweepledger.collectors.runner import RunOptions, SweepRunner
+    from sweepledger.collectors.sim.source import SimSource
+
+    db = tmp_path / "cut.db"
+    source = SimSource("sim://?subjects=2")
+    SweepRunner(db, source, RunOptions(source.url, SERVICES, max_pages=None)).run()
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER events_no_delete")
+    conn.execute("DELETE FROM events WHERE seq > (SELECT max(seq) - 3 FROM events)")
+    conn.commit()
+    conn.close()
+    with SqliteStore.open(db, readonly=True) as store:
+        rules = {v.rule for v in check_store(store).violations}
+    assert "anchor" in rules

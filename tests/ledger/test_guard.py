@@ -61,12 +61,6 @@ def test_a_new_ledger_has_every_guard_trigger(fresh_db: SqliteStore) -> None:
     assert set(GUARD_TRIGGERS) <= fresh_db.triggers()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="INSERT OR REPLACE deletes the old row without firing DELETE triggers "
-    "(recursive_triggers is off): the guard needs a BEFORE INSERT trigger; the hash chain "
-    "still finds the change",
-)
 @pytest.mark.parametrize("verb", ["INSERT OR REPLACE", "REPLACE"])
 def test_replace_is_refused(ledger: Path, verb: str) -> None:
     """Overwriting an event with INSERT OR REPLACE is refused like an UPDATE."""

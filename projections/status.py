@@ -1,4 +1,4 @@
-"""The status report: one verdict line, the COMPLETE figures, per-service table, problem pairs, runs.
+"""The status report: verdict line, COMPLETE figures, per-service table, problem pairs, runs.
 
 It is built from the same `Gathered` facts whether they come from the projection tables (a few
 indexed reads, so it costs the same at any ledger size) or from an in-memory fold (`--as-of`).

@@ -272,17 +272,12 @@ class SqliteStore:
         return {str(r[0]) for r in rows}
 
 
+_KINDS = {str(kind): kind for kind in EventKind}
+
+
 def _event(row: tuple[Any, ...]) -> Event:
     return Event(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        EventKind(row[4]),
-        row[5],
-        row[6],
-        decode_data(row[7]),
-        row[8],
+        row[0], row[1], row[2], row[3], _KINDS[row[4]], row[5], row[6], decode_data(row[7]), row[8]
     )
 
 

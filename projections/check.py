@@ -50,7 +50,7 @@ class EventChecker:
     """Folds events while checking each against the rules; `finish` adds end-of-ledger rules."""
 
     def __init__(self) -> None:
-        self.state = State()
+        self.state = State(incremental=False)
         self.violations: list[Violation] = []
         self.attempts: dict[tuple[str, str], _Attempt] = {}
         self.ended_runs: set[str] = set()

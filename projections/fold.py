@@ -42,16 +42,24 @@ RUN_COUNTER_FIELDS = (
 
 
 class State:
-    """Everything the projections know after folding events up to `head`."""
+    """Everything the projections know after folding events up to `head`.
 
-    def __init__(self) -> None:
+    `incremental` keeps the sweep's counters current after every event (the write-through
+    projector needs them for each transaction); without it, a bulk fold (replay, check, rebuild)
+    marks them stale and recounts once when they are read, which is the same sum computed once
+    instead of after every event.
+    """
+
+    def __init__(self, *, incremental: bool = True) -> None:
+        self.incremental = incremental
+        self._counters: dict[str, int] = {}
+        self._counters_stale = False
         self.head = 0
         self.head_ts = ""
         self.head_hash = ""
         self.sweep: SweepInfo | None = None
         self.past_sweeps: dict[str, tuple[SweepInfo, dict[str, int]]] = {}
         self.pairs: dict[PairKey, PairRow] = {}
-        self.counters: dict[str, int] = {}
         self.cursors: dict[tuple[str, str, str], CursorRow] = {}
         self.runs: dict[str, RunRow] = {}
         self.blocked: dict[tuple[str, str | None], str] = {}
@@ -71,6 +79,27 @@ class State:
         self.pairs_reset = False
 
     # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """The latest sweep's figures: sums of every roster subject's `vector`."""
+        if self._counters_stale:
+            self._counters = self.recount()
+            self._counters_stale = False
+        return self._counters
+
+    @counters.setter
+    def counters(self, value: dict[str, int]) -> None:
+        self._counters = value
+        self._counters_stale = False
+
+    def recount(self) -> dict[str, int]:
+        """The counters computed from nothing (what the incremental ones must always equal)."""
+        total: dict[str, int] = {}
+        if self.sweep is not None:
+            for subject in self.sweep.roster:
+                apply_difference(total, {}, self.vector(subject))
+        return total
 
     def is_blocked(self, subject: str, service: str) -> bool:
         return (subject, None) in self.blocked or (subject, service) in self.blocked
@@ -129,8 +158,9 @@ class State:
         if self.sweep is not None:
             # keep what the sweeps tables show of it; its roster stays in its SWEEP_OPEN
             past = self.sweep
+            final = dict(self.counters)
             past.roster = []
-            self.past_sweeps[past.sweep_id] = (past, dict(self.counters))
+            self.past_sweeps[past.sweep_id] = (past, final)
         self.sweep = SweepInfo(
             sweep_id=str(event.sweep_id),
             opened_seq=event.seq,
@@ -144,18 +174,26 @@ class State:
         self.pairs = {}
         self.pairs_reset = True
         self.dirty_pairs.clear()
-        self.counters = {}
-        for subject in self.sweep.roster:
-            apply_difference(self.counters, {}, self.vector(subject))
         self.dirty_sweep = True
-        self.dirty_counters = set(self.counters)
+        if self.incremental:
+            self.counters = self.recount()
+            self.dirty_counters = set(self.counters)
+        else:
+            self._counters_stale = True
 
-    def _retally(self, subject: str, old: Vector) -> None:
+    def _before(self, subject: str) -> Vector | None:
+        """The subject's contribution before an event changes it (incremental mode only)."""
+        return self.vector(subject) if self.incremental else None
+
+    def _retally(self, subject: str, old: Vector | None) -> None:
+        if old is None:
+            self._counters_stale = True
+            return
         self.dirty_counters |= apply_difference(self.counters, old, self.vector(subject))
 
     def _operator_flag(self, event: Event) -> None:
         subject = str(event.subject or event.data["subject"])
-        old = self.vector(subject)
+        old = self._before(subject)
         reason = str(event.data.get("reason", ""))
         service = event.data.get("service") or event.service
         match event.kind:
@@ -197,7 +235,7 @@ class State:
         self.dirty_runs.add(run.run_id)
         for key, row in self.pairs.items():
             if row.open_run_id == run.run_id:
-                old = self.vector(row.subject)
+                old = self._before(row.subject)
                 row.state = PARTIAL
                 row.interrupted = True
                 row.open_run_id = row.open_seq = None
@@ -218,7 +256,7 @@ class State:
         row = self.pairs.get(key)
         if row is None:
             row = self.pairs[key] = PairRow(service, subject)
-        old = self.vector(subject)
+        old = self._before(subject)
         run = self.runs.get(str(event.run_id)) if event.run_id else None
         handler = self._PAIR_HANDLERS.get(kind)
         if handler is not None:
@@ -267,11 +305,14 @@ class State:
         else:
             row.checkpoint = None
         if run is not None:
-            _bump(run, service, "pages")
+            totals, per = run.counters, run.by_service.setdefault(service, {})
+            totals["pages"] = totals.get("pages", 0) + 1
+            per["pages"] = per.get("pages", 0) + 1
             for name in RUN_COUNTER_FIELDS:
-                value = count if name == "fetched" else int(data.get(name, 0) or 0)
+                value = count if name == "fetched" else data.get(name)
                 if value:
-                    _bump(run, service, name, value)
+                    totals[name] = totals.get(name, 0) + value
+                    per[name] = per.get(name, 0) + value
 
     def _on_cursor_write(self, row: PairRow, event: Event, run: RunRow | None) -> None:
         service, subject, data = row.service, row.subject, event.data
@@ -319,7 +360,7 @@ class State:
                 self.dirty_cursors.add(ckey)
         row = self.pairs.get((service, subject))
         if row is not None:
-            old = self.vector(subject)
+            old = self._before(subject)
             row.checkpoint = None
             if event.data.get("operator") and row.open_run_id is None:
                 # an operator's reset makes the pair due again in the open sweep
@@ -353,5 +394,5 @@ State._PAIR_HANDLERS = {
 
 
 def fold(events: Iterable[Event]) -> State:
-    """A fresh state folded over `events` (replay, `--as-of`)."""
-    return State().apply_all(events)
+    """A fresh state folded over `events` (replay, `--as-of`, rebuild)."""
+    return State(incremental=False).apply_all(events)

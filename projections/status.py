@@ -57,7 +57,7 @@ def gather_from_state(state: State) -> Gathered:
 
 def gather_from_tables(conn: sqlite3.Connection) -> Gathered:
     meta = dict(conn.execute("SELECT key, value FROM projection_state").fetchall())
-    sweep, counters = load_sweep(conn)
+    sweep, counters = load_sweep(conn, with_roster=False)
     problems = [
         pair_from_row(r)
         for r in conn.execute(
@@ -269,7 +269,7 @@ def build_report(
             "sweep_id": sweep.sweep_id,
             "source": sweep.source,
             "services": sweep.services,
-            "subjects": len(sweep.roster),
+            "subjects": sweep.roster_size,
             "opened": sweep.opened_ts,
             "closed": sweep.closed,
             "options": sweep.options,

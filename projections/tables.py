@@ -289,8 +289,11 @@ def _roster(conn: sqlite3.Connection, opened_seq: int) -> list[str]:
     return list(orjson.loads(row[0])["roster"]) if row is not None else []
 
 
-def load_sweep(conn: sqlite3.Connection) -> tuple[SweepInfo | None, dict[str, int]]:
-    """The latest sweep and its counters."""
+def load_sweep(
+    conn: sqlite3.Connection, *, with_roster: bool = True
+) -> tuple[SweepInfo | None, dict[str, int]]:
+    """The latest sweep and its counters; readers that only show its size skip decoding the
+    roster (megabytes for a large tenant)."""
     row = conn.execute("SELECT * FROM sweeps ORDER BY opened_seq DESC LIMIT 1").fetchone()
     if row is None:
         return None, {}
@@ -300,7 +303,8 @@ def load_sweep(conn: sqlite3.Connection) -> tuple[SweepInfo | None, dict[str, in
         opened_ts=row[2],
         source=row[3],
         services=_unjson(row[4]),
-        roster=_roster(conn, row[1]),
+        roster=_roster(conn, row[1]) if with_roster else [],
+        roster_size=row[5],
         options=_unjson(row[6]),
         closed=row[7],
         closed_seq=row[8],

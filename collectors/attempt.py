@@ -126,6 +126,8 @@ class PairAttempt:
         self.pages = 0
         self.outstanding: list[str] = []
         self._deferred: list[Callable[[Transaction], None]] = []
+        self._tally: RetryTally | None = None
+        """The tally of the call in flight; no PAGE records it if the call ends the attempt."""
 
     def _event(self, kind: EventKind, **data: Any) -> NewEvent:
         return NewEvent(
@@ -166,7 +168,7 @@ class PairAttempt:
         snap = self.writer.read(lambda s: _snapshot(s, self.service, self.subject))
         self.outstanding = list(snap.outstanding)
         self.attempt_no = snap.attempts + 1
-        tally = RetryTally()
+        tally = self._tally = RetryTally()
         units: list[str] | None = None
         try:
             units = call_with_retries(
@@ -182,6 +184,7 @@ class PairAttempt:
         except Exception as error:
             self._start(snap, None)
             return self._fail(snap, Internal(f"{type(error).__name__}: {error}"))
+        self._tally = None
         self._start(snap, units)
         try:
             final = self._walk_all(snap, units)
@@ -251,7 +254,7 @@ class PairAttempt:
                 retry_ids=retry,
                 since=self.limits.since,
             )
-            tally = RetryTally()
+            tally = self._tally = RetryTally()
             try:
                 page = call_with_retries(
                     lambda r=request: self.source.fetch(r),
@@ -297,7 +300,7 @@ class PairAttempt:
                 page.next_page_token is None
                 or page.next_page_token in seen_tokens
                 or page.next_page_token == token
-                or (ids and ids == previous_ids)
+                or (ids and ids == previous_ids and not cursor)
             ):
                 raise NoProgress(
                     f"page {page_no + 1} repeats an earlier page token or the same items"
@@ -342,6 +345,7 @@ class PairAttempt:
     ) -> None:
         """The page's items and its PAGE event in one transaction; with a unit's cursor too if
         this page exhausted the unit and no item of it is outstanding."""
+        self._tally = None  # this call's cost goes into its PAGE
         self.pages += 1
         self.count += len(page.items)
         if retried:
@@ -405,7 +409,9 @@ class PairAttempt:
         self._append(*events)
         return AttemptResult(self.service, self.subject, "COMPLETE", self.count)
 
-    def _skip(self, reason: str, detail: str = "") -> AttemptResult:
+    def _skip(
+        self, reason: str, detail: str = "", cost: dict[str, int] | None = None
+    ) -> AttemptResult:
         self._append(
             self._event(EventKind.CURSOR_SKIP, reason=reason),
             self._event(
@@ -414,13 +420,24 @@ class PairAttempt:
                 count=self.count,
                 partial=True,
                 detail=detail or f"{reason}: cursor not written",
+                **(cost or {}),
             ),
         )
         return AttemptResult(self.service, self.subject, "PARTIAL", self.count)
 
+    def _unrecorded(self, *, stopped: bool) -> dict[str, int]:
+        """Requests, retries and rate-limit refusals of the call that ended the attempt: END
+        carries them so the run's counters include what failing cost."""
+        tally = self._tally
+        if tally is None:
+            return {}
+        calls = tally.retries if stopped else tally.retries + 1
+        counts = {"requests": calls, "retries": tally.retries, "rate_limited": tally.rate_limited}
+        return {k: v for k, v in counts.items() if v}
+
     def _fail(self, snap: _Snapshot, error: Exception, *, reason: str = "error") -> AttemptResult:
         if isinstance(error, Stopped):
-            return self._skip("interrupted")
+            return self._skip("interrupted", cost=self._unrecorded(stopped=True))
         err = error.error_class if isinstance(error, CollectorError) else "Internal"
         detail = str(error)
         events = [
@@ -433,6 +450,7 @@ class PairAttempt:
                 err=err,
                 detail=detail,
                 permanent=err in PERMANENT_CLASSES or None,
+                **self._unrecorded(stopped=False),
             ),
         ]
         if err in PERMANENT_CLASSES and snap.permanent_failures + 1 >= self.limits.max_attempts:

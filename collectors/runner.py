@@ -32,8 +32,9 @@ from sweepledger.projections.model import COMPLETE, subject_order
 from sweepledger.projections.plan import resume_plan
 
 from .attempt import AttemptLimits, AttemptResult, PairAttempt
+from .errors import CollectorError
 from .protocol import Source
-from .retry import RetryPolicy
+from .retry import RetryPolicy, RetryTally, Stopped, call_with_retries
 from .sink import ensure_item_tables
 from .writer import Writer
 
@@ -63,6 +64,10 @@ def acquire_writer_lock(db_path: Path, owner: str) -> WriterLock:
     except AlreadyRunning as busy:
         raise AlreadyRunning(str(db_path), f"{busy.holder}{_last_event_age(db_path)}") from None
     return lock
+
+
+class SourceUnavailable(LedgerError):
+    """The source failed before any work could start (its roster could not be listed)."""
 
 
 class ScopeMismatch(LedgerError):
@@ -155,6 +160,7 @@ class SweepRunner:
         self.stop_reason: str | None = None
         self.on_commit = on_commit
         self.run_id = new_id("run")
+        self._roster: list[str] | None = None
 
     def request_stop(self, reason: str) -> None:
         """Ask the run to stop at the next page boundary (signals call this)."""
@@ -162,6 +168,10 @@ class SweepRunner:
         self.stop.set()
 
     def run(self) -> RunOutcome:
+        if not (self.db_path.exists() and self.db_path.stat().st_size > 0):
+            # a new ledger: list the subjects before the file exists, so a source that cannot
+            # answer leaves nothing behind
+            self._new_roster()
         started = time.monotonic()
         deadline = None if self.options.max_seconds is None else started + self.options.max_seconds
         lock = self.held_lock or acquire_writer_lock(self.db_path, self.run_id)
@@ -286,11 +296,22 @@ class SweepRunner:
         err = getattr(error, "error_class", None) or type(error).__name__
         detail = str(error)[:500]
         try:
-            writer.commit(lambda tx: tx.append(NewEvent(
-                EventKind.RUN_END, run.sweep_id, self.run_id,
-                data={"status": "failed", "reason": f"{err}: {detail}", "err": err,
-                      "detail": detail})))
-        except Exception:  # noqa: BLE001 - the original error is the one to report
+            writer.commit(
+                lambda tx: tx.append(
+                    NewEvent(
+                        EventKind.RUN_END,
+                        run.sweep_id,
+                        self.run_id,
+                        data={
+                            "status": "failed",
+                            "reason": f"{err}: {detail}",
+                            "err": err,
+                            "detail": detail,
+                        },
+                    )
+                )
+            )
+        except Exception:  # the original error is the one to report
             return
 
     def _sweep_to_continue(self, state: State) -> bool:
@@ -318,14 +339,29 @@ class SweepRunner:
             )
 
     def _new_roster(self) -> list[str]:
-        roster = sorted(set(self.source.roster()), key=subject_order)
+        """The roster a new sweep freezes: the source's subjects (narrowed by --subjects).
+
+        Listing is retried like any request; a source that still cannot list its subjects stops
+        the run before anything is appended.
+        """
+        if self._roster is not None:
+            return self._roster
+        try:
+            listed = call_with_retries(self.source.roster, self.options.policy, RetryTally(),
+                                       stop=self.stop, rng=random.Random(0))
+        except (CollectorError, Stopped) as error:
+            raise SourceUnavailable(f"the source could not list its subjects: {error}") from None
+        roster = sorted(set(listed), key=subject_order)
         if self.options.subjects is None:
+            self._roster = roster
             return roster
         known = {s.casefold(): s for s in roster}
         unknown = [s for s in self.options.subjects if s.casefold() not in known]
         if unknown:
             raise LedgerError(f"not in the source's roster: {', '.join(unknown)}")
-        return sorted({known[s.casefold()] for s in self.options.subjects}, key=subject_order)
+        self._roster = sorted({known[s.casefold()] for s in self.options.subjects},
+                              key=subject_order)
+        return self._roster
 
     def _window(self) -> dict[str, Any]:
         """The full-sync window the flags ask for ({} for unbounded)."""
@@ -339,7 +375,10 @@ class SweepRunner:
         """The window's lower bound; `months_back` counts from when the sweep opened, so every
         run of one sweep uses the same bound."""
         if "since" in window:
-            return str(window["since"])
+            since = datetime.fromisoformat(str(window["since"]).replace("Z", "+00:00"))
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=UTC)
+            return since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if "months_back" in window:
             opened = calendar.timegm(time.strptime(opened_ts[:19], "%Y-%m-%dT%H:%M:%S"))
             seconds = int(window["months_back"]) * 30.44 * 86400

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import click
 
+from .daemon_cmd import daemon_command
+from .emulate_cmd import emulate_command
 from .operator_cmds import COMMANDS as OPERATOR_COMMANDS
 from .read_cmds import check_command, log_command, replay_command, status_command
 from .run_cmd import run_command
+from .runs_cmd import runs_command
+from .serve_cmd import serve_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,5 +30,9 @@ for command in (
     log_command,
     replay_command,
     *OPERATOR_COMMANDS,
+    daemon_command,
+    runs_command,
+    serve_command,
+    emulate_command,
 ):
     main.add_command(command)

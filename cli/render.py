@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sweepledger.projections.live import daemon_text
 from sweepledger.projections.status import StatusReport
 
 
 def status_text(report: StatusReport) -> str:
     lines = [report.headline]
+    if report.progress is not None:
+        lines.append(progress_text(report.progress))
+    if report.daemon is not None:
+        lines.append(daemon_text(report.daemon))
     sweep = report.sweep
     if sweep is None or report.completeness is None:
         return "\n".join(lines)
@@ -91,9 +98,20 @@ def status_text(report: StatusReport) -> str:
             rate = "" if r["items_per_s"] is None else f", {r['items_per_s']:.0f} items/s"
             counters = r["counters"]
             lines.append(
-                f"  {r['run_id']}  {r['status']:<11} started {r['started']}  {duration}  "
+                f"  {r['run_id']}  {r['status']:<11} {r['trigger'] or 'cli':<15} "
+                f"started {r['started']}  {duration}  "
                 f"{counters.get('pairs_completed', 0)} pairs complete, "
                 f"{counters.get('fetched', 0)} items{rate}"
                 + (f"  ({r['reason']})" if r["reason"] else "")
             )
     return "\n".join(lines)
+
+
+def progress_text(p: dict[str, Any]) -> str:
+    """`progress: 12/80 pairs complete, 1 234 items this run (410 items/s), ETA 41s, ...`."""
+    rate = "" if p["items_per_s"] is None else f" ({p['items_per_s']:.0f} items/s)"
+    eta = "ETA unknown" if p["eta_s"] is None else f"ETA {p['eta_s']:.0f}s ({p['eta_at']})"
+    return (
+        f"progress: {p['pairs_done']}/{p['pairs_total']} pairs complete, {p['items']} items "
+        f"this run{rate}, {eta}, last event {p['last_event_age_s']}s ago"
+    )

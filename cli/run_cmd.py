@@ -11,6 +11,7 @@ from typing import IO, Any
 
 import click
 
+from sweepledger.collectors.protocol import Source
 from sweepledger.collectors.retry import RetryPolicy
 from sweepledger.collectors.runner import RunOptions, RunOutcome, SweepRunner
 from sweepledger.collectors.sources import open_source
@@ -162,6 +163,68 @@ def run_command(
     incomplete (rerun to continue); 4 another run holds the ledger; 75 paused by the time
     budget; 130/143 interrupted by SIGINT/SIGTERM (the interrupted attempt is recorded).
     """
+    path, source, options = prepare_run(
+        db,
+        source_url=source_url,
+        exhaust=exhaust,
+        services=services,
+        subjects=subjects,
+        resume=resume,
+        only_remaining=only_remaining,
+        max_pages=max_pages,
+        max_seconds=max_seconds,
+        workers=workers,
+        passes=passes,
+        retry_wait=retry_wait,
+        max_retries=max_retries,
+        max_attempts=max_attempts,
+        since=since,
+        months_back=months_back,
+        seed=seed,
+    )
+    streams: list[IO[str]] = [] if quiet else [sys.stderr]
+    log: IO[str] | None = None
+    if log_file is not None:
+        log = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+        streams.append(log)
+    demo = " (the built-in demo workspace)" if source.url.startswith("sim://") else ""
+    click.echo(f"sweep run: ledger {db}, source {source.url}{demo}")
+    runner = SweepRunner(path, source, options, streams=streams)
+    restore = _install_signals(runner)
+    try:
+        outcome = runner.run()
+    finally:
+        restore()
+        source.close()
+        if log is not None:
+            log.close()
+    click.echo(summary(outcome))
+    sys.exit(outcome.exit_code)
+
+
+def prepare_run(
+    db: str,
+    *,
+    source_url: str,
+    exhaust: bool,
+    services: str | None,
+    subjects: str | None,
+    resume: bool,
+    only_remaining: bool,
+    max_pages: int,
+    max_seconds: float | None,
+    workers: int,
+    passes: int,
+    retry_wait: float,
+    max_retries: int,
+    max_attempts: int,
+    since: str | None,
+    months_back: int | None,
+    seed: int | None,
+) -> tuple[Path, Source, RunOptions]:
+    """Validate the run flags and open the source: shared by `sweep run` and `sweep daemon`, so
+    a daemon cycle is exactly the run the same flags would start. Refuses bad input before the
+    ledger is touched."""
     chosen = parse_services(services)
     names = parse_subjects(subjects)
     if since is not None:
@@ -192,24 +255,7 @@ def run_command(
         argv=tuple(sys.argv[1:]),
         seed=seed,
     )
-    streams: list[IO[str]] = [] if quiet else [sys.stderr]
-    log: IO[str] | None = None
-    if log_file is not None:
-        log = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 - closed below
-        streams.append(log)
-    demo = " (the built-in demo workspace)" if source.url.startswith("sim://") else ""
-    click.echo(f"sweep run: ledger {db}, source {source.url}{demo}")
-    runner = SweepRunner(path, source, options, streams=streams)
-    restore = _install_signals(runner)
-    try:
-        outcome = runner.run()
-    finally:
-        restore()
-        source.close()
-        if log is not None:
-            log.close()
-    click.echo(summary(outcome))
-    sys.exit(outcome.exit_code)
+    return path, source, options
 
 
 def summary(outcome: RunOutcome) -> str:

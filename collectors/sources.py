@@ -1,4 +1,8 @@
-"""Open a source from its URL: `sim://` is the demo workspace; `google://` is not available yet."""
+"""Open a source from its URL: `sim://` is the demo workspace, `google://` Google Workspace.
+
+Each source's package is imported only for its own scheme, so the demo workspace needs none of the
+`google` extra's packages.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,14 @@ def open_source(url: str) -> Source:
 
         return SimSource(url)
     if scheme == "google":
-        raise SourceConfigError(
-            f"google:// sources are not available yet ({url!r}); use sim:// (the demo workspace)"
-        )
+        try:
+            from sweepledger.collectors.google.source import GoogleSource
+        except ImportError as missing:
+            raise SourceConfigError(
+                f"google:// needs the google extra ({missing.name} is not installed): "
+                "pip install 'sweepledger[google]'"
+            ) from None
+        return GoogleSource(url)
     raise SourceConfigError(
         f"unknown source scheme {scheme + '://' if scheme else '(none)'} in {url!r}; "
         f"expected sim:// or google://"

@@ -28,6 +28,8 @@ from .model import (
 
 PairKey = tuple[str, str]
 PairHandler = Callable[["State", PairRow, Event, RunRow | None], None]
+END_COUNTER_FIELDS = ("requests", "retries", "rate_limited", "quota_units")
+"""What an END adds to its run: the cost of a call that ended the attempt (no PAGE has them)."""
 RUN_COUNTER_FIELDS = (
     "fetched",
     "inserted",
@@ -351,6 +353,10 @@ class State:
                 else "pairs_partial"
             )
             _bump(run, service, outcome)
+            for name in END_COUNTER_FIELDS:
+                value = data.get(name)
+                if value:
+                    _bump(run, service, name, int(value))
 
     def _reset_cursor(self, event: Event, service: str, subject: str) -> None:
         unit = event.data.get("unit")

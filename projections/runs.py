@@ -8,11 +8,11 @@ is only liveness (does the run's process hold the lock?) and the time for a live
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .api import live_run_ids
 from .attach import open_for_reading, projections_current, read_snapshot
 from .fold import fold
 from .live import seconds_between
@@ -141,16 +141,10 @@ def checkpoint_entry(service: str, subject: str, state: str, cp: Any) -> dict[st
     }
 
 
-def _live(db_path: str | Path) -> set[str]:
-    from .api import live_run_ids
-
-    return live_run_ids(db_path)
-
-
 def read_runs(db_path: str | Path, *, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
     """The run history of a ledger, newest first (`sweep runs`, `GET /api/runs`)."""
     now = datetime.now(UTC)
-    before = _live(db_path)
+    before = live_run_ids(db_path)
     with open_for_reading(db_path) as store, read_snapshot(store):
         if projections_current(store):
             rows = store.conn.execute(
@@ -160,14 +154,14 @@ def read_runs(db_path: str | Path, *, limit: int = HISTORY_LIMIT) -> list[dict[s
         else:
             state = fold(store.read())
             runs = sorted(state.runs.values(), key=lambda r: r.started_seq, reverse=True)[:limit]
-        live = before | _live(db_path)
+        live = before | live_run_ids(db_path)
     return [run_record(r, live=r.run_id in live, now=now) for r in runs]
 
 
 def read_run(db_path: str | Path, run_id: str) -> dict[str, Any] | None:
     """One run's detail (`GET /api/runs/<id>`), or None if the ledger has no such run."""
     now = datetime.now(UTC)
-    before = _live(db_path)
+    before = live_run_ids(db_path)
     with open_for_reading(db_path) as store, read_snapshot(store):
         if projections_current(store):
             row = store.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -189,7 +183,7 @@ def read_run(db_path: str | Path, run_id: str) -> dict[str, Any] | None:
                 checkpoint_entry(p.service, p.subject, p.state, p.checkpoint)
                 for p in pairs[:CHECKPOINT_LIMIT]
             ]
-        live = before | _live(db_path)
+        live = before | live_run_ids(db_path)
     if run is None:
         return None
     return run_detail(run, unfinished, total, live=run_id in live, now=now)
@@ -216,8 +210,3 @@ def last_daemon_cycle(conn: sqlite3.Connection) -> int:
 
     rows = conn.execute("SELECT trigger FROM runs WHERE trigger LIKE 'daemon cycle %'")
     return max((daemon_cycle(r[0]) or 0 for r in rows), default=0)
-
-
-def live_ids(runs: Collection[dict[str, Any]]) -> set[str]:
-    """The ids of the runs a history marks live."""
-    return {r["run_id"] for r in runs if r["live"]}

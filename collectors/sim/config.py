@@ -1,10 +1,17 @@
 """The `sim://` URL: which demo workspace to serve, how to page it, and which faults to inject.
 
 `sim://?subjects=20&seed=1&generation=1&page_size=25&latency_ms=0&rate_limit=0&errors=0
-&expire_tokens=0&expire_cursors=0&item_errors=0&suspended=a@x,b@y`; every parameter is optional and
-`sim://` alone is the default workspace. The canonical form omits defaults and sorts the rest, so
-two spellings of the same workspace give the same `url` (recorded in SWEEP_OPEN, compared on
-resume).
+&expire_tokens=0&expire_cursors=0&item_errors=0&suspended=a@x,b@y&quota_user=U&quota_project=P`;
+every parameter is optional and `sim://` alone is the default workspace. The canonical form omits
+defaults and sorts the rest, so two spellings of the same workspace give the same `url` (recorded
+in SWEEP_OPEN, compared on resume).
+
+`quota_user` and `quota_project` are the quota model of the Google emulator (`sweep emulate`), in
+quota units per second per user and per project (absent: no quota). The `sim://` source itself
+validates them and keeps them in its URL but does not enforce them: a quota is a function of the
+clock, and the demo workspace promises the same pages and faults for the same requests in every
+process (a `--workers 1` ledger is deterministic). Its pages still report the quota units Google
+would charge, so a sim sweep tells what a quota would have to allow.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ INTEGER_RANGES: dict[str, tuple[int, int]] = {
     "subjects": (1, MAX_SUBJECTS),
 }
 PROBABILITIES = ("errors", "expire_cursors", "expire_tokens", "item_errors", "rate_limit")
+QUOTAS = ("quota_project", "quota_user")
+MAX_QUOTA = 1e9
+"""Units per second; Gmail's real per-project default is 20 000 (1 200 000 a minute)."""
 EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
 
 
@@ -49,6 +59,13 @@ class SimConfig:
     item_errors: float = 0.0
     suspended: tuple[str, ...] = ()
     """Case-folded emails of subjects whose every fetch raises Forbidden, sorted."""
+    quota_user: float | None = None
+    """Quota units per second each user may spend (the emulator's per-user window); None: none."""
+    quota_project: float | None = None
+    """Quota units per second the whole project may spend (the per-project window)."""
+    auto_generation: bool = False
+    """`generation=auto`: whoever opens the source picks the generation (the daemon: its cycle
+    number), and the URL stays `generation=auto`, so every cycle keeps the same sweep scope."""
 
     @classmethod
     def from_url(cls, url: str) -> SimConfig:
@@ -65,8 +82,11 @@ class SimConfig:
         for pair in filter(None, parts.query.split("&")):
             key, _, raw = pair.partition("=")
             key, raw = unquote(key), unquote(raw)
-            if key in values:
+            if key in values or (key == "generation" and "auto_generation" in values):
                 raise SourceConfigError(f"sim:// parameter {key} is given more than once")
+            if key == "generation" and raw == "auto":
+                values["auto_generation"] = True
+                continue
             values[key] = _parse_value(key, raw)
         config = cls(**values)  # type: ignore[arg-type]
         for email in config.suspended:
@@ -85,6 +105,11 @@ class SimConfig:
         query = []
         for field in sorted(fields(self), key=lambda f: f.name):
             value = getattr(self, field.name)
+            if field.name == "auto_generation":
+                continue
+            if field.name == "generation" and self.auto_generation:
+                query.append("generation=auto")
+                continue
             if value == getattr(default, field.name):
                 continue
             if field.name == "suspended":
@@ -125,5 +150,22 @@ def _parse_value(key: str, raw: str) -> object:
                     f"and {email!r} is not an email"
                 )
         return tuple(sorted(set(emails)))
-    allowed = ", ".join(sorted([*INTEGER_RANGES, *PROBABILITIES, "suspended"]))
+    if key in QUOTAS:
+        return parse_quota(f"sim:// parameter {key}", raw)
+    allowed = ", ".join(sorted([*INTEGER_RANGES, *PROBABILITIES, *QUOTAS, "suspended"]))
     raise SourceConfigError(f"unknown sim:// parameter {key!r}; allowed: {allowed}")
+
+
+def parse_quota(what: str, raw: str) -> float:
+    """A rate in quota units per second: a positive number up to MAX_QUOTA (decimals allowed, so
+    a test can ask for 0.5 units a second); SourceConfigError names `what` otherwise."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value <= MAX_QUOTA:
+        raise SourceConfigError(
+            f"{what} must be a number of quota units per second above 0 and at most "
+            f"{MAX_QUOTA:.0f}, not {raw!r}"
+        )
+    return value

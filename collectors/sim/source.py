@@ -35,12 +35,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from sweepledger.collectors.errors import CursorExpired, Internal, InvalidPageToken, NotFound
 from sweepledger.collectors.protocol import SERVICES, FetchRequest, Item, Page
-from sweepledger.collectors.sim.common import digest, parse_rfc3339, rfc3339
+from sweepledger.collectors.sim.common import MAX_GENERATION, digest, parse_rfc3339, rfc3339
 from sweepledger.collectors.sim.config import SimConfig
 from sweepledger.collectors.sim.faults import FaultPlan, request_identity
 from sweepledger.collectors.sim.workspace import Workspace
@@ -74,8 +74,12 @@ class Pass:
 class SimSource:
     """The deterministic demo workspace as a Source; see the module docstring for the contract."""
 
-    def __init__(self, url: str = "sim://") -> None:
+    def __init__(self, url: str = "sim://", *, generation: int | None = None) -> None:
+        """`generation` sets the workspace's generation of a `generation=auto` URL (default 1);
+        the URL, and so the sweep's scope, stays `generation=auto`."""
         self.config = SimConfig.from_url(url)
+        if generation is not None and self.config.auto_generation:
+            self.config = replace(self.config, generation=min(max(generation, 1), MAX_GENERATION))
         self.workspace = Workspace(self.config.subjects, self.config.seed, self.config.generation)
         self._faults = FaultPlan(self.config)
 

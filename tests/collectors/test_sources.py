@@ -20,9 +20,9 @@ def test_sim_url_opens_the_demo_workspace() -> None:
     source.close()
 
 
-def test_google_url_is_refused_until_it_exists() -> None:
-    """google:// is refused for now with a sentence that points at sim://."""
-    with pytest.raises(SourceConfigError, match=r"google:// sources are not available yet.*sim://"):
+def test_malformed_google_url_is_refused_with_its_shape() -> None:
+    """google:// takes only query parameters; a host is refused with the expected shape."""
+    with pytest.raises(SourceConfigError, match=r"google://\?credentials=KEY.json&admin="):
         open_source("google://example.com")
 
 

@@ -1,0 +1,118 @@
+"""`sweep daemon`: `sweep run` in a loop, under one held lock, with heartbeats between cycles."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import IO, Any
+
+import click
+
+from sweepledger.collectors.daemon import DaemonOptions, SweepDaemon
+
+from .params import translate_errors
+from .run_cmd import prepare_run, run_command
+
+
+@click.command("daemon")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="Seconds to sleep between cycles.",
+)
+@click.option(
+    "--jitter",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Up to this many seconds added at random to each sleep.",
+)
+@click.option(
+    "--max-cycles",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after N cycles (tests, cron-like use); default: until SIGTERM/SIGINT.",
+)
+@translate_errors
+def daemon_command(interval: float, jitter: float, max_cycles: int | None, **flags: Any) -> None:
+    """Keep the ledger up to date: a `sweep run` with these flags every --interval seconds.
+
+    Cycle 1 does the full sync, later cycles an incremental poll from the cursors; PAUSED and
+    BLOCKED pairs are skipped, and a failing pair is recorded and retried next cycle (a cycle
+    that failed or left pairs in ERR doubles the next sleep, up to 8 intervals). The daemon
+    holds the ledger's lock across cycles and sleeps, so another daemon or `sweep run` is
+    refused (exit 4), and appends HEARTBEAT events while idle so `sweep status` can tell
+    "idle, next cycle at T" from dead. `--source 'sim://?generation=auto'` moves the demo
+    workspace on by one generation per cycle.
+
+    \b
+    Exit codes: 0 stopped by SIGTERM/SIGINT while sleeping, or --max-cycles reached with the
+    last sweep COMPLETE (else that cycle's code: 3 incomplete, 75 paused); 1 internal error;
+    2 bad input; 4 another run holds the ledger; 130/143 SIGINT/SIGTERM during a cycle (the
+    interrupted attempt is recorded).
+    """
+    quiet = bool(flags.pop("quiet"))
+    log_file = flags.pop("log_file")
+    flags.pop("full_sweep")
+    db = flags.pop("db")
+    path, source, options = prepare_run(db, **flags)
+    source.close()  # validated here; each cycle opens its own (`generation=auto` moves on)
+    streams: list[IO[str]] = [] if quiet else [sys.stderr]
+    log: IO[str] | None = None
+    if log_file is not None:
+        log = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+        streams.append(log)
+    daemon = SweepDaemon(
+        path,
+        options,
+        DaemonOptions(interval=interval, jitter=jitter, max_cycles=max_cycles),
+        streams=streams,
+        say=click.echo,
+    )
+    click.echo(
+        f"sweep daemon {daemon.daemon_id}: ledger {db}, source {options.source_url}, "
+        f"every {interval:g}s"
+        + (f" (+ up to {jitter:g}s)" if jitter else "")
+        + (f", {max_cycles} cycles" if max_cycles else "")
+    )
+    restore = _install_signals(daemon)
+    try:
+        outcome = daemon.run()
+    finally:
+        restore()
+        if log is not None:
+            log.close()
+    why = f" ({outcome.stop_reason})" if outcome.stop_reason else ""
+    click.echo(
+        f"sweep daemon {outcome.daemon_id}: stopped after {len(outcome.cycles)} cycles{why}, "
+        f"exit {outcome.exit_code}"
+    )
+    sys.exit(outcome.exit_code)
+
+
+def _install_signals(daemon: SweepDaemon) -> Callable[[], None]:
+    """SIGINT/SIGTERM: during a cycle, stop its run at the next page boundary (as `sweep run`
+    does); during the sleep, stop at once. A second signal exits immediately."""
+    codes = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if daemon.stop.is_set():
+            os._exit(codes.get(signal.Signals(signum), 1))
+        daemon.request_stop(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, handle) for s in codes}
+
+    def restore() -> None:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+    return restore
+
+
+daemon_command.params[:0] = list(run_command.params)
+"""Every `sweep run` flag, with the same meaning: a cycle is exactly that run."""

@@ -1,0 +1,191 @@
+"""One pooled HTTP client for every Google call of a source: auth, counting, error mapping.
+
+httpx rather than requests: one `httpx.Client` is a thread-safe keep-alive pool with per-phase
+timeouts, shared by the token exchanges and every API call, and it never triggers google-auth's
+side lookups (see `auth`). `bench/google.py` measures both clients against the emulator.
+
+A 401 invalidates the cached token and the call is made once more with a fresh one; a second 401
+is Auth. Every exchange is counted in the caller's `CallTally`, which becomes the PAGE event's
+`requests`, `rate_limited` and `quota_units`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from sweepledger.collectors.errors import (
+    Auth,
+    CollectorError,
+    Internal,
+    RateLimited,
+    SourceConfigError,
+    Transient,
+)
+from sweepledger.collectors.google.auth import HttpxTransport, TokenCache, load_credentials
+from sweepledger.collectors.google.config import GoogleConfig
+from sweepledger.collectors.google.responses import error_for
+
+KEY_FIELDS = ("type", "client_email", "private_key", "token_uri")
+USER_AGENT = "sweepledger-google/0.1"
+
+
+@dataclass(slots=True)
+class CallTally:
+    """What fetching one page cost; safe to add to from several threads."""
+
+    requests: int = 0
+    rate_limited: int = 0
+    quota_units: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, *, requests: int = 0, rate_limited: int = 0, quota_units: int = 0) -> None:
+        with self._lock:
+            self.requests += requests
+            self.rate_limited += rate_limited
+            self.quota_units += quota_units
+
+
+def read_key_file(path: Path) -> dict[str, Any]:
+    """The service account key, or SourceConfigError saying what is wrong (never its content)."""
+    try:
+        info = orjson.loads(path.read_bytes())
+    except OSError as error:
+        raise SourceConfigError(
+            f"cannot read the google:// credentials file {path}: {error.strerror}"
+        ) from None
+    except orjson.JSONDecodeError:
+        raise SourceConfigError(f"the credentials file {path} is not JSON") from None
+    if not isinstance(info, dict) or info.get("type") != "service_account":
+        raise SourceConfigError(f"the credentials file {path} is not a service account key")
+    missing = [name for name in KEY_FIELDS if not info.get(name)]
+    if missing:
+        raise SourceConfigError(f"the credentials file {path} lacks {', '.join(missing)}")
+    return info
+
+
+class ApiClient:
+    """Authenticated JSON calls to Google's APIs as a delegated subject."""
+
+    def __init__(
+        self,
+        config: GoogleConfig,
+        key: Mapping[str, Any],
+        *,
+        connections: int = 16,
+        timeout: float = 30.0,
+        auth_debug: bool | None = None,
+    ) -> None:
+        self.config = config
+        self.http = httpx.Client(
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            headers={"User-Agent": USER_AGENT},
+        )
+        try:
+            credentials = load_credentials(key)
+        except (ValueError, KeyError) as error:
+            self.http.close()
+            raise SourceConfigError(
+                f"the credentials file {config.credentials} has an unusable key: "
+                f"{type(error).__name__}"
+            ) from None
+        self.tokens = TokenCache(credentials, HttpxTransport(self.http), debug=auth_debug)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def get_json(
+        self,
+        api: str,
+        path: str,
+        params: Mapping[str, Any],
+        *,
+        subject: str,
+        scopes: Sequence[str],
+        tally: CallTally,
+        units: int = 1,
+        overrides: Mapping[int, type[CollectorError]] | None = None,
+    ) -> dict[str, Any]:
+        """GET `path` on `api` as `subject`; the decoded JSON body or a collector error."""
+        response = self.send(
+            "GET",
+            api,
+            path,
+            params=params,
+            subject=subject,
+            scopes=scopes,
+            tally=tally,
+            units=units,
+            overrides=overrides,
+        )
+        return decode_json(response.content, f"GET {path}")
+
+    def send(
+        self,
+        method: str,
+        api: str,
+        path: str,
+        *,
+        subject: str,
+        scopes: Sequence[str],
+        tally: CallTally,
+        params: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        units: int = 1,
+        overrides: Mapping[int, type[CollectorError]] | None = None,
+    ) -> httpx.Response:
+        """One call (made twice at most: again after a 401 with a fresh token)."""
+        url = self.config.base(api) + path
+        name = f"{method} {path}"
+        for attempt in (1, 2):
+            token = self.tokens.token(subject, scopes)
+            request_headers = {**(headers or {}), "Authorization": f"Bearer {token}"}
+            try:
+                response = self.http.request(
+                    method, url, params=params, content=content, headers=request_headers
+                )
+            except httpx.TimeoutException as error:
+                tally.count(requests=1)
+                raise Transient(f"{name}: timed out ({type(error).__name__})") from None
+            except httpx.TransportError as error:
+                tally.count(requests=1)
+                raise Transient(f"{name}: connection failed ({type(error).__name__})") from None
+            tally.count(requests=1, quota_units=units)
+            if response.status_code == 401 and attempt == 1:
+                self.tokens.invalidate(subject, scopes, token)
+                continue
+            if response.is_success:
+                return response
+            failure = error_for(
+                response.status_code,
+                response.content,
+                response.headers,
+                request=name,
+                had_page_token=bool(params and params.get("pageToken")),
+                overrides=overrides,
+            )
+            if isinstance(failure, RateLimited):
+                tally.count(rate_limited=1)
+            if isinstance(failure, Auth):
+                raise Auth(f"{failure} (after one token refresh)")
+            raise failure
+        raise Internal(f"{name}: unreachable")  # pragma: no cover - the loop always returns
+
+
+def decode_json(body: bytes, name: str) -> dict[str, Any]:
+    """A JSON object body; Transient if it is cut or not JSON (a proxy's error page)."""
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise Transient(f"{name}: the response is not JSON") from None
+    if not isinstance(decoded, dict):
+        raise Transient(f"{name}: the response is not a JSON object")
+    return decoded

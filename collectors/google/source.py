@@ -1,0 +1,134 @@
+"""`GoogleSource`: Google Workspace behind the Source protocol (DESIGN 11).
+
+The roster is the Admin SDK Directory `users.list` of the customer, read as the admin; every
+service is then read as the subject itself (domain-wide delegation), with only the read-only
+scope that service needs. One `ApiClient` (one pooled httpx client, one token cache) and one
+pool for Gmail's per-message gets serve every worker thread of the run.
+
+Nothing about a pass lives in the source between calls: what must travel from page to page (the
+historyId or start page token captured before listing, the largest time persisted) goes out in
+`Page.carry` and comes back in `FetchRequest.carry`, so any later process can continue.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from sweepledger.collectors.errors import CollectorError, Internal, SourceConfigError
+from sweepledger.collectors.google.calendar import CalendarReader
+from sweepledger.collectors.google.chat import ChatReader
+from sweepledger.collectors.google.client import ApiClient, CallTally, read_key_file
+from sweepledger.collectors.google.config import GoogleConfig
+from sweepledger.collectors.google.drive import DriveReader
+from sweepledger.collectors.google.gmail import GmailReader
+from sweepledger.collectors.google.messages import DEFAULT_MODE, MessageFetcher
+from sweepledger.collectors.protocol import SERVICES, FetchRequest, Page
+
+DIRECTORY_SCOPES = ("https://www.googleapis.com/auth/admin.directory.user.readonly",)
+ROSTER_RETRIES = 5
+
+
+class GoogleSource:
+    """A Google Workspace tenant as a Source; see the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        concurrency: int = 8,
+        gmail_fetch: str = DEFAULT_MODE,
+        timeout: float = 30.0,
+        auth_debug: bool | None = None,
+    ) -> None:
+        self.config = GoogleConfig.from_url(url)
+        key = read_key_file(self.config.credentials)
+        self.client = ApiClient(
+            self.config,
+            key,
+            connections=2 * concurrency + 8,
+            timeout=timeout,
+            auth_debug=auth_debug,
+        )
+        self.fetcher = MessageFetcher(self.client, mode=gmail_fetch, concurrency=concurrency)
+        self.gmail = GmailReader(self.client, self.fetcher)
+        self.calendar = CalendarReader(self.client)
+        self.chat = ChatReader(self.client)
+        self.drive = DriveReader(self.client)
+
+    @property
+    def url(self) -> str:
+        """The canonical URL (parameters sorted, key path absolute)."""
+        return self.config.url
+
+    def roster(self) -> list[str]:
+        """Every user of the customer, by Directory `users.list` as the admin (suspended users
+        included: their fetches fail Forbidden and the runner blocks them).
+
+        A failure here happens before the sweep opens, where the runner has no pair to record it
+        on, so it is retried here and then reported as one clear configuration error."""
+        for attempt in range(ROSTER_RETRIES + 1):
+            try:
+                return self._list_users()
+            except CollectorError as error:
+                if not error.retryable or attempt == ROSTER_RETRIES:
+                    raise SourceConfigError(
+                        f"cannot list the users of customer {self.config.customer} as "
+                        f"{self.config.admin}: {error.error_class}: {error}"
+                    ) from None
+                time.sleep(error.retry_after or random.uniform(0, 0.1 * 2**attempt))
+        raise Internal("unreachable")  # pragma: no cover
+
+    def _list_users(self) -> list[str]:
+        emails: list[str] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {
+                "customer": self.config.customer,
+                "maxResults": 500,
+                "orderBy": "email",
+                "projection": "basic",
+            }
+            if token:
+                params["pageToken"] = token
+            answer = self.client.get_json(
+                "directory",
+                "/admin/directory/v1/users",
+                params,
+                subject=self.config.admin,
+                scopes=DIRECTORY_SCOPES,
+                tally=CallTally(),
+            )
+            emails += [str(user["primaryEmail"]) for user in answer.get("users") or ()]
+            token = answer.get("nextPageToken") or None
+            if token is None:
+                return emails
+
+    def units(self, service: str, subject: str) -> list[str] | None:
+        """Chat: the subject's spaces; the other services have no units."""
+        _check_service(service)
+        return self.chat.spaces(subject) if service == "chat" else None
+
+    def fetch(self, request: FetchRequest) -> Page:
+        """One page of the request's pass (or the retried items), or a collector error."""
+        _check_service(request.service)
+        if request.service != "chat" and request.unit is not None:
+            raise Internal(f"{request.service} has no units, got unit {request.unit!r}")
+        if request.service == "gmail":
+            return self.gmail.page(request)
+        if request.service == "calendar":
+            return self.calendar.page(request)
+        if request.service == "chat":
+            return self.chat.page(request)
+        return self.drive.page(request)
+
+    def close(self) -> None:
+        """Stop the get pool and close the pooled connections."""
+        self.fetcher.close()
+        self.client.close()
+
+
+def _check_service(service: str) -> None:
+    if service not in SERVICES:
+        raise Internal(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")

@@ -28,7 +28,8 @@ def status_text(report: StatusReport) -> str:
     lines.append("invariants:")
     lines.append(f"  active_targets_total            {total:>7}")
     lines.append(
-        f"  attempted_count                 {c.attempted_count:>7}  {mark(c.attempted_count == total)}"
+        f"  attempted_count                 {c.attempted_count:>7}  "
+        f"{mark(c.attempted_count == total)}"
     )
     lines.append(
         f"  complete_subjects_count         {c.complete_subjects_count:>7}  "

@@ -128,6 +128,9 @@ class PairAttempt:
         self._deferred: list[Callable[[Transaction], None]] = []
         self._tally: RetryTally | None = None
         """The tally of the call in flight; no PAGE records it if the call ends the attempt."""
+        self._pending = RetryTally()
+        """Failed calls no PAGE has counted yet (before `units()` succeeded, or before a pass
+        restarted): the next PAGE, or the END, carries them."""
 
     def _event(self, kind: EventKind, **data: Any) -> NewEvent:
         return NewEvent(
@@ -184,12 +187,13 @@ class PairAttempt:
         except Exception as error:
             self._start(snap, None)
             return self._fail(snap, Internal(f"{type(error).__name__}: {error}"))
+        self._pending.absorb(tally)
         self._tally = None
         self._start(snap, units)
         try:
             final = self._walk_all(snap, units)
         except _Stop as stop:
-            return self._skip(stop.reason, stop.detail)
+            return self._skip(stop.reason, stop.detail, cost=self._unrecorded())
         except (CollectorError, Stopped) as error:
             return self._fail(snap, error)
         except Exception as error:
@@ -230,7 +234,22 @@ class PairAttempt:
 
     def _empty_page(self) -> None:
         self.pages += 1
-        self._append(self._event(EventKind.PAGE, page=1, count=0, exhausted=True))
+        self._append(
+            self._event(EventKind.PAGE, page=1, count=0, exhausted=True, **self._take_pending())
+        )
+
+    def _take_pending(self, tally: RetryTally | None = None) -> dict[str, int]:
+        """The cost counters of a PAGE: its own call's failures plus the pending ones."""
+        pending, self._pending = self._pending, RetryTally()
+        if tally is not None:
+            pending.absorb(tally)
+        counts = {
+            "requests": pending.requests,
+            "rate_limited": pending.rate_limited,
+            "quota_units": pending.quota_units,
+            "retries": pending.retries,
+        }
+        return {k: v for k, v in counts.items() if v}
 
     def _walk(self, snap: _Snapshot, unit: str | None) -> dict[str, str]:
         """Page one stream (the pair, or one unit) to exhaustion; returns its cursor values."""
@@ -254,15 +273,8 @@ class PairAttempt:
                 retry_ids=retry,
                 since=self.limits.since,
             )
-            tally = self._tally = RetryTally()
             try:
-                page = call_with_retries(
-                    lambda r=request: self.source.fetch(r),
-                    self.limits.policy,
-                    tally,
-                    stop=self.stop,
-                    rng=self.rng,
-                )
+                page, tally = self._fetch(request)
             except InvalidPageToken:
                 if token is None:
                     raise
@@ -296,15 +308,7 @@ class PairAttempt:
                 carry = page.carry if token is not None else {}
                 continue
             ids = frozenset(item.id for item in page.items)
-            if not page.exhausted and (
-                page.next_page_token is None
-                or page.next_page_token in seen_tokens
-                or page.next_page_token == token
-                or (ids and ids == previous_ids and not cursor)
-            ):
-                raise NoProgress(
-                    f"page {page_no + 1} repeats an earlier page token or the same items"
-                )
+            _check_progress(page, page_no, token, seen_tokens, ids, previous_ids, bool(cursor))
             seen_tokens.add(page.next_page_token or "")
             previous_ids = ids
             page_no += 1
@@ -314,6 +318,24 @@ class PairAttempt:
                     self._give_up_on_items()
                 return dict(page.cursor)
             token, carry = page.next_page_token, page.carry
+
+    def _fetch(self, request: FetchRequest) -> tuple[Page, RetryTally]:
+        """One page, retried; a restart (expired token or cursor) keeps what it cost for the
+        next PAGE to count."""
+        tally = self._tally = RetryTally()
+        try:
+            page = call_with_retries(
+                lambda: self.source.fetch(request),
+                self.limits.policy,
+                tally,
+                stop=self.stop,
+                rng=self.rng,
+            )
+        except (InvalidPageToken, CursorExpired):
+            self._pending.absorb(tally)
+            self._tally = None
+            raise
+        return page, tally
 
     def _give_up_on_items(self) -> None:
         """Items are outstanding at the end of a pass: the cursor must wait for them."""
@@ -346,6 +368,7 @@ class PairAttempt:
         """The page's items and its PAGE event in one transaction; with a unit's cursor too if
         this page exhausted the unit and no item of it is outstanding."""
         self._tally = None  # this call's cost goes into its PAGE
+        cost = self._take_pending(tally)
         self.pages += 1
         self.count += len(page.items)
         if retried:
@@ -370,10 +393,10 @@ class PairAttempt:
                     updated=stats.updated,
                     unchanged=stats.unchanged,
                     deleted=stats.deleted,
-                    requests=page.requests + tally.retries,
-                    rate_limited=page.rate_limited + tally.rate_limited,
-                    quota_units=page.quota_units,
-                    retries=tally.retries or None,
+                    requests=page.requests + cost.get("requests", 0),
+                    rate_limited=page.rate_limited + cost.get("rate_limited", 0),
+                    quota_units=page.quota_units + cost.get("quota_units", 0),
+                    retries=cost.get("retries"),
                 )
             )
             if write_unit_cursor:
@@ -425,19 +448,16 @@ class PairAttempt:
         )
         return AttemptResult(self.service, self.subject, "PARTIAL", self.count)
 
-    def _unrecorded(self, *, stopped: bool) -> dict[str, int]:
-        """Requests, retries and rate-limit refusals of the call that ended the attempt: END
-        carries them so the run's counters include what failing cost."""
-        tally = self._tally
-        if tally is None:
-            return {}
-        calls = tally.retries if stopped else tally.retries + 1
-        counts = {"requests": calls, "retries": tally.retries, "rate_limited": tally.rate_limited}
-        return {k: v for k, v in counts.items() if v}
+    def _unrecorded(self) -> dict[str, int]:
+        """Requests, retries, rate-limit refusals and quota units of the call that ended the
+        attempt (and of failures no PAGE counted): END carries them so the run's counters
+        include what failing cost."""
+        tally, self._tally = self._tally, None
+        return self._take_pending(tally)
 
     def _fail(self, snap: _Snapshot, error: Exception, *, reason: str = "error") -> AttemptResult:
         if isinstance(error, Stopped):
-            return self._skip("interrupted", cost=self._unrecorded(stopped=True))
+            return self._skip("interrupted", cost=self._unrecorded())
         err = error.error_class if isinstance(error, CollectorError) else "Internal"
         detail = str(error)
         events = [
@@ -450,7 +470,7 @@ class PairAttempt:
                 err=err,
                 detail=detail,
                 permanent=err in PERMANENT_CLASSES or None,
-                **self._unrecorded(stopped=False),
+                **self._unrecorded(),
             ),
         ]
         if err in PERMANENT_CLASSES and snap.permanent_failures + 1 >= self.limits.max_attempts:
@@ -470,6 +490,29 @@ class PairAttempt:
             )
         self._append(*events)
         return AttemptResult(self.service, self.subject, f"ERR:{err}", self.count, err)
+
+
+def _check_progress(
+    page: Page,
+    page_no: int,
+    token: str | None,
+    seen_tokens: set[str],
+    ids: frozenset[str],
+    previous_ids: frozenset[str],
+    incremental: bool,
+) -> None:
+    """Raise NoProgress where a source would make the runner loop forever: no next token on a
+    page that is not the last, a page token seen before, or (full syncs) the same items twice
+    (an incremental feed may legitimately touch the same items on consecutive pages)."""
+    if page.exhausted:
+        return
+    token_repeats = (
+        page.next_page_token is None
+        or page.next_page_token in seen_tokens
+        or (page.next_page_token == token)
+    )
+    if token_repeats or (ids and ids == previous_ids and not incremental):
+        raise NoProgress(f"page {page_no + 1} repeats an earlier page token or the same items")
 
 
 __all__ = ["AttemptLimits", "AttemptResult", "PairAttempt", "unit_key"]

@@ -1,12 +1,28 @@
-"""The error taxonomy sources raise (DESIGN 5); the runner decides what each one means for a pair."""
+"""The error taxonomy sources raise (DESIGN 5); the runner decides what each means for a pair."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """What a failed fetch spent before it failed: the calls it made, how many of them were
+    refused for rate, and the quota units the service charged."""
+
+    requests: int = 0
+    rate_limited: int = 0
+    quota_units: int = 0
+
+
 class CollectorError(Exception):
-    """A source could not deliver a page."""
+    """A source could not deliver a page.
+
+    `cost`, when a source sets it, is what the failed fetch spent (a page of several calls can
+    fail on its last one); without it the retry loop counts one request, refused if the error is
+    RateLimited, and no units.
+    """
 
     error_class: ClassVar[str] = "Internal"
     retryable: ClassVar[bool] = False
@@ -14,6 +30,7 @@ class CollectorError(Exception):
     def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
         super().__init__(message or self.error_class)
         self.retry_after = retry_after
+        self.cost: Cost | None = None
 
 
 class RateLimited(CollectorError):

@@ -347,8 +347,13 @@ class SweepRunner:
         if self._roster is not None:
             return self._roster
         try:
-            listed = call_with_retries(self.source.roster, self.options.policy, RetryTally(),
-                                       stop=self.stop, rng=random.Random(0))
+            listed = call_with_retries(
+                self.source.roster,
+                self.options.policy,
+                RetryTally(),
+                stop=self.stop,
+                rng=random.Random(0),
+            )
         except (CollectorError, Stopped) as error:
             raise SourceUnavailable(f"the source could not list its subjects: {error}") from None
         roster = sorted(set(listed), key=subject_order)
@@ -359,8 +364,9 @@ class SweepRunner:
         unknown = [s for s in self.options.subjects if s.casefold() not in known]
         if unknown:
             raise LedgerError(f"not in the source's roster: {', '.join(unknown)}")
-        self._roster = sorted({known[s.casefold()] for s in self.options.subjects},
-                              key=subject_order)
+        self._roster = sorted(
+            {known[s.casefold()] for s in self.options.subjects}, key=subject_order
+        )
         return self._roster
 
     def _window(self) -> dict[str, Any]:

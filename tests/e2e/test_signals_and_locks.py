@@ -125,11 +125,11 @@ def test_time_budget_pauses_and_the_next_run_continues(workdir: Path, cli: Sweep
     env = cli.env(MAX_SECONDS_PER_RUN="0.01", RUN_TO_COMPLETION="true")
     resumed = cli.run(*args, cwd=workdir, env=env)
     assert resumed.returncode == 0
-    first = [
+    first = next(
         line
         for line in resumed.stderr.splitlines()
         if f"service={pair[0]} subject={pair[1]} phase=PAGE" in line
-    ][0]
+    )
     assert isinstance(pages_before, int) and pages_before >= 1
     assert f"page:{pages_before + 1} " in first
     assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -15,6 +17,7 @@ from sweepledger.collectors.protocol import Source
 from sweepledger.collectors.retry import RetryPolicy
 from sweepledger.collectors.runner import RunOptions, RunOutcome, SweepRunner
 from sweepledger.collectors.sources import open_source
+from sweepledger.ledger.events import Event, EventKind
 from sweepledger.ledger.store import SqliteStore
 
 from .params import (
@@ -189,7 +192,12 @@ def run_command(
         streams.append(log)
     demo = " (the built-in demo workspace)" if source.url.startswith("sim://") else ""
     click.echo(f"sweep run: ledger {db}, source {source.url}{demo}")
-    runner = SweepRunner(path, source, options, streams=streams)
+    bar = ProgressLine(sys.stdout) if sys.stdout.isatty() else None
+    runner = SweepRunner(
+        path, source, options, streams=streams, on_commit=None if bar is None else bar.update
+    )
+    if bar is not None:
+        bar.runner = runner
     restore = _install_signals(runner)
     try:
         outcome = runner.run()
@@ -198,6 +206,8 @@ def run_command(
         source.close()
         if log is not None:
             log.close()
+        if bar is not None:
+            bar.clear()
     click.echo(summary(outcome))
     sys.exit(outcome.exit_code)
 
@@ -256,6 +266,42 @@ def prepare_run(
         seed=seed,
     )
     return path, source, options
+
+
+class ProgressLine:
+    """A one-line progress bar on a terminal (never in a pipe or a log): pairs done of planned,
+    items so far, elapsed time. Redrawn at most ten times a second."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.runner: SweepRunner | None = None
+        self.done = 0
+        self.items = 0
+        self.started = time.monotonic()
+        self.drawn = 0.0
+
+    def update(self, events: Sequence[Event]) -> None:
+        for event in events:
+            if event.kind is EventKind.END:
+                self.done += 1
+            elif event.kind is EventKind.PAGE:
+                self.items += int(event.data.get("count", 0))
+        now = time.monotonic()
+        if now - self.drawn < 0.1:
+            return
+        self.drawn = now
+        total = self.runner.planned if self.runner is not None else 0
+        width = 30
+        filled = width * min(self.done, total) // total if total else 0
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{total} pairs, "
+            f"{self.items} items, {now - self.started:.1f}s "
+        )
+        self.stream.flush()
+
+    def clear(self) -> None:
+        self.stream.write("\r\033[K")
+        self.stream.flush()
 
 
 def summary(outcome: RunOutcome) -> str:

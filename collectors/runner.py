@@ -161,6 +161,8 @@ class SweepRunner:
         self.on_commit = on_commit
         self.run_id = new_id("run")
         self._roster: list[str] | None = None
+        self.planned = 0
+        """Pairs in this run's first plan (known once the run has planned; progress shows it)."""
 
     def request_stop(self, reason: str) -> None:
         """Ask the run to stop at the next page boundary (signals call this)."""
@@ -279,6 +281,7 @@ class SweepRunner:
             if number and not plan:
                 break
             planned = planned or len(plan)
+            self.planned = planned
             results += self._run_plan(writer, sweep_id, plan, limits)
             if self.stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
                 break

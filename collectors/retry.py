@@ -1,7 +1,10 @@
 """Retries of one request: exponential backoff with full jitter, honouring Retry-After.
 
 Every retry and every rate-limit refusal is counted, and the counts go into the PAGE event, so the
-ledger says how hard each page was to get. Waits are interruptible: a stop request ends them.
+ledger says how hard each page was to get. What each failed call spent is counted too (its
+`CollectorError.cost` when the source knows it, else one request), because a failed page can
+already have made several calls that the service metered. Waits are interruptible: a stop
+request ends them.
 """
 
 from __future__ import annotations
@@ -29,11 +32,33 @@ class RetryPolicy:
 
 @dataclass(slots=True)
 class RetryTally:
-    """What retrying cost: counted into the PAGE event."""
+    """What the failed calls cost: counted into the PAGE event (or END, if none succeeded)."""
 
     retries: int = 0
     rate_limited: int = 0
+    requests: int = 0
+    """Calls made by the failed fetches (the successful one counts its own in its Page)."""
+    quota_units: int = 0
     waits: list[float] = field(default_factory=list)
+
+    def add_failure(self, error: CollectorError) -> None:
+        """Count what one failed fetch spent."""
+        cost = error.cost
+        if cost is None:
+            self.requests += 1
+            self.rate_limited += isinstance(error, RateLimited)
+        else:
+            self.requests += cost.requests
+            self.rate_limited += cost.rate_limited
+            self.quota_units += cost.quota_units
+
+    def absorb(self, other: RetryTally) -> None:
+        """Take over another tally's counts (a restarted pass keeps what its failures cost)."""
+        self.retries += other.retries
+        self.rate_limited += other.rate_limited
+        self.requests += other.requests
+        self.quota_units += other.quota_units
+        self.waits += other.waits
 
 
 class Stopped(Exception):
@@ -54,8 +79,7 @@ def call_with_retries(
         try:
             return call()
         except CollectorError as error:
-            if isinstance(error, RateLimited):
-                tally.rate_limited += 1
+            tally.add_failure(error)
             if not error.retryable or attempt >= policy.max_retries:
                 raise
             delay = backoff_delay(policy, attempt, error.retry_after, rng)

@@ -16,21 +16,46 @@ three ways: one attempt per transaction (5 events), the runner's own grouping (S
 | PAGE+items | CURSOR_WRITE+END: one transaction per page), and 1 000 events per transaction.
 A diagnostic row appends through `SqliteStore` alone (chain, no items, no projections) so the
 cost of each layer can be read off; another repeats the sweepledger case with a 100 000-subject
-roster, because the sweep row written through holds the roster.
+roster (the cost of an append must not grow with the roster: it once rewrote the roster).
+
+Two more tables say why: the pages each system writes to the WAL per transaction (what every
+fsync carries) and, for sweepledger, which table or index wrote them (`harness.WalProbe`).
 """
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
-from harness import Table, count, human, profile_top, rate, ratio, scratch, seconds_of, verdict
+from harness import (
+    Table,
+    Timer,
+    WalProbe,
+    count,
+    human,
+    plain_timer,
+    profile_top,
+    rate,
+    ratio,
+    scratch,
+    verdict,
+)
+from workload import (
+    ITEMS_PER_PAGE,
+    SWEEP_ID,
+    Group,
+    attempts,
+    batched,
+    like_the_runner,
+    opening_events,
+    per_attempt,
+    roster_of,
+)
 
-from sweepledger.collectors.protocol import Item
 from sweepledger.collectors.sink import ensure_item_tables, write_items
 from sweepledger.collectors.writer import Writer
 from sweepledger.ledger.codec import utc_now
@@ -38,130 +63,15 @@ from sweepledger.ledger.events import EventKind, NewEvent
 from sweepledger.ledger.store import SqliteStore, Transaction
 from sweepledger.projections.attach import open_for_writing
 
-SERVICES = ("gmail", "calendar", "chat", "drive")
-ITEMS_PER_PAGE = 4
-"""'A few items' per page: enough to exercise the sink's SELECT and upsert on every page."""
 TARGET_VS_RAW = 0.7
 TARGET_VS_EVENTSOURCING = 1.5
-SWEEP_ID = "sweep-0bench00000001"
-RUN_ID = "run-0bench000000001"
 PLACEHOLDER_HASH = "0" * 64
 """The raw baseline stores a hash-sized constant so its rows are as long as ours."""
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One event to append and, for a PAGE, the items that commit with it."""
-
-    event: NewEvent
-    items: tuple[Item, ...] = ()
-
-
-Group = list[Step]
-"""The events of one transaction."""
-
-
-def roster_of(subjects: int) -> list[str]:
-    return [f"user{n:06d}@corp.example" for n in range(1, subjects + 1)]
-
-
-def _item(service: str, subject: str, serial: int) -> Item:
-    """An item shaped like the demo workspace's, so the sink writes realistic rows."""
-    stamp = f"2026-01-{1 + serial % 28:02d}T{serial % 24:02d}:15:00.000Z"
-    if service == "gmail":
-        fields: dict[str, Any] = {
-            "thread_id": f"{serial * 7919:016x}", "history_id": 50_000 + serial,
-            "internal_date": stamp, "subject": "Re: Pricing design retro",
-            "sender": "ana@corp.example", "recipients": [subject, "bo@corp.example"],
-            "labels": ["INBOX", "IMPORTANT"], "size_estimate": 4_450,
-            "snippet": "launch contract migration budget survey backlog roadmap",
-        }  # fmt: skip
-    elif service == "calendar":
-        fields = {
-            "summary": "Invoice release", "status": "confirmed", "start": stamp, "end": stamp,
-            "updated": stamp, "organizer": subject, "attendees": [subject, "bo@corp.example"],
-        }  # fmt: skip
-    elif service == "chat":
-        fields = {
-            "space": "spaces/AAAA8VBcFvc", "create_time": stamp, "sender": subject,
-            "text": "Hiring roadmap release survey audit quarterly",
-            "thread": f"spaces/AAAA8VBcFvc/threads/{serial:x}",
-        }  # fmt: skip
-    else:
-        fields = {
-            "name": f"Forecast {serial}.xlsx", "mime_type": "application/vnd.ms-excel",
-            "modified_time": stamp, "size": 3_274_098 + serial, "owners": [subject],
-            "parents": ["root"], "trashed": 0,
-        }  # fmt: skip
-    return Item(f"{service[:2]}-{serial:010d}", fields)
-
-
-def attempts(number: int, roster: Sequence[str]) -> list[list[Step]]:
-    """`number` attempts of 5 events over the roster's pairs, subject-major."""
-    out = []
-    serial = 0
-    for n in range(number):
-        subject = roster[(n // len(SERVICES)) % len(roster)]
-        service = SERVICES[n % len(SERVICES)]
-
-        def event(kind: EventKind, data: dict[str, Any], subject: str = subject,
-                  service: str = service) -> NewEvent:  # fmt: skip
-            return NewEvent(kind, SWEEP_ID, RUN_ID, service, subject, data)
-
-        steps = [Step(event(EventKind.START, {"attempt": 1 + n // (4 * len(roster))}))]
-        for page in (1, 2):
-            items = []
-            for _ in range(ITEMS_PER_PAGE):
-                serial += 1
-                items.append(_item(service, subject, serial))
-            data: dict[str, Any] = {
-                "count": ITEMS_PER_PAGE, "deleted": 0, "exhausted": page == 2,
-                "inserted": ITEMS_PER_PAGE, "page": page, "quota_units": 25,
-                "rate_limited": 0, "requests": 5, "unchanged": 0, "updated": 0,
-            }  # fmt: skip
-            if page == 1:
-                data["next_page_token"] = f"{page * ITEMS_PER_PAGE}~{serial * 104729:020x}"
-            steps.append(Step(event(EventKind.PAGE, data), tuple(items)))
-        cursor = {"key": "historyId", "value": str(60_000 + n)}
-        steps.append(Step(event(EventKind.CURSOR_WRITE, cursor)))
-        end = {"count": 2 * ITEMS_PER_PAGE, "exhausted": True, "ok": True, "partial": False}
-        steps.append(Step(event(EventKind.END, end)))
-        out.append(steps)
-    return out
-
-
-def per_attempt(work: list[list[Step]]) -> list[Group]:
-    """One transaction per attempt: 5 events."""
-    return [list(steps) for steps in work]
-
-
-def like_the_runner(work: list[list[Step]]) -> list[Group]:
-    """The runner's grouping: START | PAGE+items | PAGE+items | CURSOR_WRITE+END."""
-    groups: list[Group] = []
-    for start, page1, page2, cursor, end in work:
-        groups += [[start], [page1], [page2], [cursor, end]]
-    return groups
-
-
-def batched(work: list[list[Step]], events: int = 1_000) -> list[Group]:
-    """Many attempts per transaction, `events` events each (bulk import, backfill)."""
-    flat = [step for steps in work for step in steps]
-    return [flat[i : i + events] for i in range(0, len(flat), events)]
-
-
-# -- the appenders: each takes the groups and returns the seconds the appends took ----------
-
-
-def _opening_events(roster: list[str]) -> list[NewEvent]:
-    return [
-        NewEvent(EventKind.RUN_START, SWEEP_ID, RUN_ID, data={
-            "argv": ["run"], "host": "bench", "options": {}, "pid": 1, "trigger": "cli"}),
-        NewEvent(EventKind.SWEEP_OPEN, SWEEP_ID, RUN_ID, data={
-            "options": {}, "roster": roster, "services": list(SERVICES), "source": "sim://"}),
-    ]  # fmt: skip
-
-
-def append_sweepledger(path: Path, groups: list[Group], roster: list[str]) -> float:
+def append_sweepledger(
+    path: Path, groups: list[Group], roster: list[str], timer: Timer = plain_timer
+) -> float:
     """Our real append path: Writer.commit, sink.write_items, projections written through."""
     store, projector = open_for_writing(path, create=True)
     try:
@@ -169,7 +79,7 @@ def append_sweepledger(path: Path, groups: list[Group], roster: list[str]) -> fl
 
         def begin(tx: Transaction) -> None:
             ensure_item_tables(tx.conn)
-            for event in _opening_events(roster):
+            for event in opening_events(roster):
                 tx.append(event)
 
         writer.commit(begin)
@@ -187,30 +97,32 @@ def append_sweepledger(path: Path, groups: list[Group], roster: list[str]) -> fl
 
                 writer.commit(build)
 
-        return seconds_of(commit_all)
+        return timer(path, commit_all)
     finally:
         store.close()
 
 
-def append_ledger_only(path: Path, groups: list[Group], roster: list[str]) -> float:
+def append_ledger_only(
+    path: Path, groups: list[Group], roster: list[str], timer: Timer = plain_timer
+) -> float:
     """The store alone: seq, timestamp, canonical JSON and hash chain; no items, no projections."""
     store = SqliteStore.open(path, create=True)
     try:
-        store.append(_opening_events(roster))
+        store.append(opening_events(roster))
 
         def commit_all() -> None:
             for group in groups:
                 store.append([step.event for step in group])
 
-        return seconds_of(commit_all)
+        return timer(path, commit_all)
     finally:
         store.close()
 
 
-def append_raw_sqlite(path: Path, groups: list[Group], roster: list[str]) -> float:
+def append_raw_sqlite(
+    path: Path, groups: list[Group], roster: list[str], timer: Timer = plain_timer
+) -> float:
     """Plain sqlite3: same columns, same JSON, same durability; nothing else."""
-    import sqlite3
-
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode = WAL")
@@ -225,7 +137,7 @@ def append_raw_sqlite(path: Path, groups: list[Group], roster: list[str]) -> flo
             "INSERT INTO events (ts, sweep_id, run_id, kind, service, subject, data, hash) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         )
-        opening = [(e, ()) for e in _opening_events(roster)]
+        opening = [(e, ()) for e in opening_events(roster)]
 
         def commit(events: Sequence[NewEvent]) -> None:
             conn.execute("BEGIN IMMEDIATE")
@@ -242,12 +154,14 @@ def append_raw_sqlite(path: Path, groups: list[Group], roster: list[str]) -> flo
             for group in groups:
                 commit([step.event for step in group])
 
-        return seconds_of(commit_all)
+        return timer(path, commit_all)
     finally:
         conn.close()
 
 
-def append_eventsourcing(path: Path, groups: list[Group], roster: list[str]) -> float:
+def append_eventsourcing(
+    path: Path, groups: list[Group], roster: list[str], timer: Timer = plain_timer
+) -> float:
     """`eventsourcing`'s SQLite application recorder: one `insert_events` per group.
 
     Each pair is an aggregate (originator id), its events numbered by version; the state is the
@@ -283,18 +197,18 @@ def append_eventsourcing(path: Path, groups: list[Group], roster: list[str]) -> 
             state = orjson.dumps(event.data, option=option)
             return StoredEvent(oid, version, str(event.kind), state)
 
-        recorder.insert_events([stored(e) for e in _opening_events(roster)])
+        recorder.insert_events([stored(e) for e in opening_events(roster)])
 
         def commit_all() -> None:
             for group in groups:
                 recorder.insert_events([stored(step.event) for step in group])
 
-        return seconds_of(commit_all)
+        return timer(path, commit_all)
     finally:
         datastore.close()
 
 
-Appender = Callable[[Path, list[Group], list[str]], float]
+Appender = Callable[[Path, list[Group], list[str], Timer], float]
 
 SYSTEMS: dict[str, Appender] = {
     "sweepledger": append_sweepledger,
@@ -323,7 +237,7 @@ def measure(system: str, groups: list[Group], roster: list[str], rounds: int) ->
     times = []
     for _ in range(rounds):
         path = scratch(f"append-{system.split(maxsplit=1)[0]}.db")
-        times.append(SYSTEMS[system](path, groups, roster))
+        times.append(SYSTEMS[system](path, groups, roster, plain_timer))
     times.sort()
     return Measured(events, pages, len(groups), times[len(times) // 2])
 
@@ -336,6 +250,40 @@ def append_pages(path: Path, pages: int) -> float:
     work = attempts((pages + 1) // 2, roster_of(1_000))
     groups = [[page] for steps in work for page in steps[1:3]][:pages]
     return append_sweepledger(path, groups, roster_of(1_000))
+
+
+PROBED_GROUPS = 40
+"""Transactions whose WAL pages are counted: few enough that no checkpoint resets the WAL."""
+
+
+def wal_tables(groups: list[Group], roster: list[str]) -> tuple[Table, Table]:
+    """Pages (and KB) each system writes per transaction, and ours by b-tree."""
+    probed = groups[:PROBED_GROUPS]
+    totals = Table(
+        f"append: WAL pages written per transaction (5 events/tx, {len(probed)} transactions)",
+        ["system", "pages/tx", "KB/tx", "vs raw sqlite3"],
+    )
+    probes = {}
+    for system, appender in SYSTEMS.items():
+        probe = WalProbe()
+        path = scratch(f"append-wal-{system.split(maxsplit=1)[0]}.db")
+        appender(path, probed, roster, probe)
+        probes[system] = sum(probe.pages.values()) / len(probed), probe
+    raw = probes["raw sqlite3"][0]
+    for system, (pages, _) in probes.items():
+        totals.add(system, f"{pages:.1f}", f"{pages * 4.1:.0f}", f"{pages / raw:.1f}x")
+    totals.note(
+        "a commit syncs every page it changed (4 KiB + 24 B each); more pages, longer fsync"
+    )
+    ours = probes["sweepledger"][1]
+    detail = Table(
+        "append: sweepledger's WAL pages per transaction, by table or index",
+        ["b-tree", "pages/tx"],
+    )
+    for name, frames in ours.pages.most_common():
+        detail.add(name, f"{frames / len(probed):.2f}")
+    detail.note("sqlite_autoindex_* = the separate b-tree of a rowid table's PRIMARY KEY")
+    return totals, detail
 
 
 def main(quick: bool) -> None:
@@ -396,6 +344,8 @@ def main(quick: bool) -> None:
     table.note(f"median of {rounds} round(s); 'ledger only' = SqliteStore.append (chain, "
                "no items, no projections), a diagnostic without target")  # fmt: skip
     table.print()
+    for extra in wal_tables(per_attempt(work), roster):
+        extra.print()
     if not quick:
         path = scratch("append-profile.db")
         print("\n-- cProfile of sweepledger, 5 events/tx (top own time):")

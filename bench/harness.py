@@ -13,8 +13,10 @@ import math
 import os
 import pstats
 import re
+import sqlite3
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,3 +193,43 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+Timer = Callable[[Path, Callable[[], None]], float]
+"""Times the appends of one run (the setup before them is not timed)."""
+
+
+def plain_timer(path: Path, action: Callable[[], None]) -> float:
+    return seconds_of(action)
+
+
+class WalProbe:
+    """Counts the pages the timed transactions write to the WAL, per b-tree (table or index).
+
+    A commit appends one WAL frame per page it changed and syncs them: the bytes behind each
+    fsync. Read from the WAL file itself (frame headers name the page) and `dbstat` (which b-tree
+    owns each page); valid while no checkpoint resets the WAL, so probe fewer than ~1 000 pages.
+    """
+
+    def __init__(self) -> None:
+        self.pages: Counter[str] = Counter()
+
+    def __call__(self, path: Path, action: Callable[[], None]) -> float:
+        wal = Path(f"{path}-wal")
+        offset = wal.stat().st_size if wal.exists() else 0
+        seconds = seconds_of(action)
+        data = wal.read_bytes()
+        page_size = int.from_bytes(data[8:12], "big")
+        numbers: Counter[int] = Counter()
+        position = max(offset, 32)
+        while position + 24 + page_size <= len(data):
+            numbers[int.from_bytes(data[position : position + 4], "big")] += 1
+            position += 24 + page_size
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            owner = dict(conn.execute("SELECT pageno, name FROM dbstat"))
+        finally:
+            conn.close()
+        for number, frames in numbers.items():
+            self.pages[owner.get(number, "(header or free)")] += frames
+        return seconds

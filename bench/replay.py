@@ -7,6 +7,7 @@ a plain loop that reads every row and orjson-decodes its data.
 A cost ladder splits the time on one ledger into layers, each row adding one thing to the row
 before, so the difference between two rows is what that layer costs:
 
+  rows, seq only  one integer column: the per-row floor of Python's sqlite3 module
   rows, no data/hash  SELECT of the 7 small columns only: the read floor of a fold that
                   would not need `data` for most events
   rows            SELECT every column, fetchmany, nothing else
@@ -15,10 +16,8 @@ before, so the difference between two rows is what that layer costs:
                   columns would pay)
   store.read()    decoded `Event` records (EventKind lookup, dataclass construction)
   replay          `projections.api.replay`: the fold
-  replay, no tally  the same with `State._retally` stubbed out in this process only: what the
-                  COMPLETE counters upkeep costs (a measurement, not a proposal to drop it)
-  replay, gc off  the same with the cyclic garbage collector paused: what its scans of the
-                  growing state cost
+  replay, gc off  replay with the cyclic garbage collector paused in this process only: what
+                  its scans of the growing state cost (a measurement, not a proposal as such)
 
 A cProfile of replay on the 10^5 ledger follows (own time per function).
 """
@@ -36,7 +35,6 @@ from ledgers import QUICK_SIZES, ensure_ledger, label, sizes
 
 from sweepledger.ledger.store import COLUMNS, SqliteStore
 from sweepledger.projections.api import replay
-from sweepledger.projections.fold import State
 
 TARGET = 1_000_000
 
@@ -53,6 +51,18 @@ def read_rows(path: Path) -> int:
         cursor = conn.execute(f"SELECT {COLUMNS} FROM events ORDER BY seq")
         while batch := cursor.fetchmany(4096):
             n += len(batch)
+    finally:
+        conn.close()
+    return n
+
+
+def read_seq_only(path: Path) -> int:
+    """Only the seq of every row: what the sqlite3 module costs per row, whatever the fold."""
+    conn = _connect(path)
+    n = 0
+    try:
+        for _ in conn.execute("SELECT seq FROM events ORDER BY seq"):
+            n += 1
     finally:
         conn.close()
     return n
@@ -119,16 +129,6 @@ def replay_events(path: Path) -> int:
     return replay(path).events
 
 
-def replay_without_tally(path: Path) -> int:
-    """Replay with the per-subject COMPLETE counter upkeep stubbed out (diagnostic only)."""
-    original = State._retally
-    State._retally = lambda self, subject, old: None  # type: ignore[method-assign]
-    try:
-        return replay(path).events
-    finally:
-        State._retally = original  # type: ignore[method-assign]
-
-
 def replay_without_gc(path: Path) -> int:
     """Replay with the cyclic garbage collector paused (diagnostic: what its scans cost)."""
     gc.disable()
@@ -139,13 +139,13 @@ def replay_without_gc(path: Path) -> int:
 
 
 LADDER: list[tuple[str, Callable[[Path], int]]] = [
+    ("rows, seq only", read_seq_only),
     ("rows, no data/hash", read_fold_columns),
     ("rows", read_rows),
     ("+ decode (baseline)", read_and_decode),
     ("+ decode !PAGE", read_and_decode_except_pages),
     ("store.read()", read_events),
     ("replay", replay_events),
-    ("replay, no tally (diag.)", replay_without_tally),
     ("replay, gc off (diag.)", replay_without_gc),
 ]
 

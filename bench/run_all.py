@@ -24,8 +24,30 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-MODULES = ("ledgers", "status", "replay", "check", "append", "statefile")
-"""In this order: the ledgers first, so the read benchmarks find them built."""
+HERE = Path(__file__).resolve().parent
+FIRST = ("ledgers", "status", "replay", "check", "append", "statefile")
+"""Run first, in this order: the ledgers first, so the read benchmarks find them built."""
+NOT_BENCHMARKS = {"harness", "run_all", "story", "workload"}
+"""Helpers of the benchmarks, not benchmarks."""
+
+
+def benchmark_modules() -> list[str]:
+    """The modules of bench/ (those with a `main(quick)` run): FIRST in order, then by name."""
+    found = {p.stem for p in HERE.glob("*.py")} - NOT_BENCHMARKS
+    return [name for name in FIRST if name in found] + sorted(found - set(FIRST))
+
+
+def _commit() -> str:
+    """The commit measured, and whether the tree had changes (figures belong to a version)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], check=False, cwd=HERE, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return f"{head}{' + uncommitted changes' if dirty else ''}"
 
 
 def _machine() -> str:
@@ -75,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME",
-        help=f"run these modules only (repeat or comma-separate): {', '.join(MODULES)}",
+        help="run these modules only (repeat or comma-separate): " + ", ".join(benchmark_modules()),
     )
     parser.add_argument(
         "--max-events", type=_events, default=None, help="skip ledgers larger than this"
@@ -87,10 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     chosen = [name.strip() for spec in args.only for name in spec.split(",") if name.strip()]
-    unknown = sorted(set(chosen) - set(MODULES))
+    modules = benchmark_modules()
+    unknown = sorted(set(chosen) - set(modules))
     if unknown:
-        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(MODULES)}")
-    names = [name for name in MODULES if not chosen or name in chosen]
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(modules)}")
+    names = [name for name in modules if not chosen or name in chosen]
 
     import ledgers
 
@@ -99,11 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Sweepledger benchmarks ({'quick' if args.quick else 'full'}), "
           f"{time.strftime('%Y-%m-%d %H:%M:%S')}")  # fmt: skip
     print(_machine())
-    print(f"data: {Path(__file__).resolve().parent / '.data'}")
+    print(f"code: {_commit()}; data: {HERE / '.data'}")
     print(f"load average at start: {_load()} (other work on the machine skews every figure)")
     started = time.perf_counter()
     for name in names:
         module = importlib.import_module(name)
+        if not callable(getattr(module, "main", None)):
+            continue
         began = time.perf_counter()
         module.main(args.quick)
         print(f"   ({name}: {time.perf_counter() - began:.1f} s)", flush=True)

@@ -60,30 +60,44 @@ def main(quick: bool) -> None:
         seconds, pages = _sweep("sim://", 1, scratch(f"runner-overhead-{i}.db"))
         per_page.append((seconds - source_s) / pages * 1e6)
         rates.append(pages / seconds)
-    table = Table("runner: engine overhead per page (sim://, latency 0, 20 x 4, 1 worker)",
-                  ["figure", "value"])
+    table = Table(
+        "runner: engine overhead per page (sim://, latency 0, 20 x 4, 1 worker)",
+        ["figure", "value"],
+    )
     table.add("pages per sweep", pages)
     table.add("engine overhead per page, median (us)", f"{statistics.median(per_page):.0f}")
     table.add("pages/s, median (sweep incl. simulator)", f"{statistics.median(rates):.0f}")
     table.add("simulator's own page building per page (us)", f"{source_s / pages * 1e6:.0f}")
-    table.note("overhead = (sweep wall time - simulator time) / pages; includes the fsync of each "
-               "commit (synchronous=FULL)")
+    table.note(
+        "overhead = (sweep wall time - simulator time) / pages; includes the fsync of each "
+        "commit (synchronous=FULL)"
+    )
     table.print()
 
     latency = 20
-    concurrency = Table(f"runner: full sweep at latency_ms={latency} against the ideal",
-                        ["workers", "wall s", "ideal s", "ratio", "target", "verdict"])
+    concurrency = Table(
+        f"runner: full sweep at latency_ms={latency} against the ideal",
+        ["workers", "wall s", "ideal s", "ratio", "target", "verdict"],
+    )
     for workers in (1, 4, 16):
         url = f"sim://?latency_ms={latency}"
         seconds, _ = _sweep(url, workers, scratch(f"runner-workers-{workers}.db"))
         ideal = requests * latency / 1000 / workers
         target = "<= 1.15" if workers == 16 else ""
         met = seconds / ideal <= 1.15 if workers == 16 else None
-        concurrency.add(workers, f"{seconds:.2f}", f"{ideal:.2f}", f"{seconds / ideal:.2f}",
-                        target, verdict(met) if workers == 16 else "")
-    concurrency.note(f"ideal = {requests} requests x {latency} ms / workers (no CPU, perfect "
-                     "packing); the longest pair's pages are sequential, which bounds the ideal "
-                     "from below too")
+        concurrency.add(
+            workers,
+            f"{seconds:.2f}",
+            f"{ideal:.2f}",
+            f"{seconds / ideal:.2f}",
+            target,
+            verdict(met) if workers == 16 else "",
+        )
+    concurrency.note(
+        f"ideal = {requests} requests x {latency} ms / workers (no CPU, perfect "
+        "packing); the longest pair's pages are sequential, which bounds the ideal "
+        "from below too"
+    )
     concurrency.print()
 
 

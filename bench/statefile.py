@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from append import ITEMS_PER_PAGE, append_pages
+from append import append_pages
 from harness import Table, count, data_dir, fsync_dir, human, rate, scratch, seconds_of
+from workload import ITEMS_PER_PAGE
 
 SIZES_QUICK = (1_000,)
 SIZES_FULL = (1_000, 10_000)

@@ -8,6 +8,8 @@ extrapolated linearly (per event, from the largest size timed) beyond, which the
 
 from __future__ import annotations
 
+from functools import partial
+
 from harness import Table, count, median, p95, repeat_ms, verdict
 from ledgers import ensure_ledger, label, sizes
 
@@ -31,18 +33,14 @@ def main(quick: bool) -> None:
     for size in sizes(quick):
         info = ensure_ledger(size)
         path = info.path
-        samples = repeat_ms(lambda path=path: read_status(path), CALLS)
+        samples = repeat_ms(partial(read_status, path), CALLS)
         ours = median(samples)
         medians.append(ours)
         estimate = None if ms_per_event is None else ms_per_event * info.events
         if estimate is None or estimate <= budget_s * 1000:
             times = 3 if estimate is None or estimate < budget_s * 300 else 1
             naive = median(
-                repeat_ms(
-                    lambda path=path, head=info.events: read_status(path, as_of=head),
-                    times,
-                    warmup=0,
-                )
+                repeat_ms(partial(read_status, path, as_of=info.events), times, warmup=0)
             )
             ms_per_event = naive / info.events
             how = f"timed x{times}"

@@ -17,7 +17,7 @@ from sweepledger.ledger.events import Event, EventKind
 from .fold import State
 from .model import CursorRow, PairRow, RunRow, SweepInfo
 
-PROJECTION_VERSION = "2"
+PROJECTION_VERSION = "3"
 
 DDL = """
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS pair_state (
     permanent_failures INTEGER, updated_seq INTEGER,
     PRIMARY KEY (service, subject)
 );
-CREATE INDEX IF NOT EXISTS pair_state_by_state ON pair_state (state, subject, service);
+CREATE INDEX IF NOT EXISTS pair_state_problems ON pair_state (lower(subject), subject, service)
+    WHERE state != 'COMPLETE';
 CREATE TABLE IF NOT EXISTS sync_cursor (
     service TEXT NOT NULL, subject TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (service, subject, key)
@@ -50,6 +51,7 @@ CREATE TABLE IF NOT EXISTS runs (
     by_service TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_seq);
+CREATE INDEX IF NOT EXISTS sweeps_by_open ON sweeps (opened_seq);
 CREATE TABLE IF NOT EXISTS operator_flags (
     subject TEXT NOT NULL, service TEXT NOT NULL, flag TEXT NOT NULL, reason TEXT,
     PRIMARY KEY (subject, service, flag)

@@ -77,7 +77,7 @@ class _Snapshot:
 def _snapshot(state: State, service: str, subject: str) -> _Snapshot:
     row = state.pairs.get((service, subject))
     cursors: dict[str | None, dict[str, str]] = {}
-    for (svc, subj, key), cursor in state.cursors.items():
+    for (svc, subj, key), cursor in state.pair_cursors(service, subject).items():
         if svc == service and subj == subject:
             base, _, unit = key.partition("@")
             cursors.setdefault(unit or None, {})[base] = cursor.value

@@ -26,7 +26,7 @@ def _append(db: str | Path, event: NewEvent, precondition: str | None = None) ->
             state = projector.state
             if precondition == "has_cursor":
                 service, subject = str(event.service), str(event.subject)
-                if not any(k[0] == service and k[1] == subject for k in state.cursors):
+                if not state.pair_cursors(service, subject):
                     raise NothingToDo(f"{service}/{subject} has no cursor to reset")
             sweep = state.sweep
             sweep_id = sweep.sweep_id if sweep is not None and sweep.closed is None else None

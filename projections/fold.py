@@ -63,6 +63,7 @@ class State:
         self.past_sweeps: dict[str, tuple[SweepInfo, dict[str, int]]] = {}
         self.pairs: dict[PairKey, PairRow] = {}
         self.cursors: dict[tuple[str, str, str], CursorRow] = {}
+        self._by_pair: dict[PairKey, set[tuple[str, str, str]]] = {}
         self.runs: dict[str, RunRow] = {}
         self.blocked: dict[tuple[str, str | None], str] = {}
         self.paused: dict[str, str] = {}
@@ -79,6 +80,21 @@ class State:
         self.dirty_heartbeat = False
         self.dirty_flags = False
         self.pairs_reset = False
+
+    # -- cursors, indexed by pair (a tenant has hundreds of thousands) ------------------------
+
+    def set_cursor(self, key: tuple[str, str, str], cursor: CursorRow) -> None:
+        self.cursors[key] = cursor
+        self._by_pair.setdefault((key[0], key[1]), set()).add(key)
+
+    def drop_cursor(self, key: tuple[str, str, str]) -> None:
+        self.cursors.pop(key, None)
+        self._by_pair.get((key[0], key[1]), set()).discard(key)
+
+    def pair_cursors(self, service: str, subject: str) -> dict[tuple[str, str, str], CursorRow]:
+        """The pair's cursors (and its units'), without scanning every cursor."""
+        keys = self._by_pair.get((service, subject), ())
+        return {k: self.cursors[k] for k in keys if k in self.cursors}
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -320,7 +336,7 @@ class State:
         service, subject, data = row.service, row.subject, event.data
         unit = data.get("unit")
         ckey = (service, subject, unit_key(str(data["key"]), unit))
-        self.cursors[ckey] = CursorRow(str(data["value"]), event.seq)
+        self.set_cursor(ckey, CursorRow(str(data["value"]), event.seq))
         self.dirty_cursors.add(ckey)
         if unit is not None and unit not in row.units_done:
             row.units_done.append(unit)
@@ -360,9 +376,9 @@ class State:
 
     def _reset_cursor(self, event: Event, service: str, subject: str) -> None:
         unit = event.data.get("unit")
-        for ckey in [k for k in self.cursors if k[0] == service and k[1] == subject]:
+        for ckey in list(self.pair_cursors(service, subject)):
             if unit is None or ckey[2].endswith(f"@{unit}"):
-                del self.cursors[ckey]
+                self.drop_cursor(ckey)
                 self.dirty_cursors.add(ckey)
         row = self.pairs.get((service, subject))
         if row is not None:

@@ -275,7 +275,7 @@ def load_state(conn: sqlite3.Connection) -> State:
     for r in conn.execute("SELECT * FROM pair_state"):
         state.pairs[(r[0], r[1])] = pair_from_row(r)
     for s, e, k, v in conn.execute("SELECT * FROM sync_cursor"):
-        state.cursors[(s, e, k)] = CursorRow(v, 0)
+        state.set_cursor((s, e, k), CursorRow(v, 0))
     for r in conn.execute("SELECT * FROM runs WHERE status = 'running'"):
         state.runs[r[0]] = run_from_row(r)
     for subject, service, flag, reason in conn.execute("SELECT * FROM operator_flags"):

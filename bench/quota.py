@@ -16,9 +16,10 @@ The figure is wall time / physical limit, where the limit is max(total units / p
 largest user's units / per-user rate) with the units the run actually spent (read from its own
 PAGE and END events, which equal the emulator's count). Target <= 1.10 at 16 and 64 workers. A
 window holds one second of its rate when full (the emulator's model), so a run can beat the
-formula by up to a second; the limits here are about 9 s (--quick) and 18 s so that bonus stays small. At 4 workers
-at most 4 mailboxes are swept at once, so the per-user rate bounds the sweep above the formula:
-that row has no target. Refused = calls answered 429/403 for rate, as a share of all calls.
+formula by up to a second; the limits here are about 9 s (--quick) and 18 s, so that bonus
+stays small. At 4 workers at most 4 mailboxes are swept at once, so the per-user rate can bound
+the sweep above the formula: that row has no target. Refused = calls answered 429/403 for rate,
+as a share of all calls.
 
 Run alone: `python bench/quota.py [--quick]`; `bench/run_all.py` can call `main(quick)`.
 """

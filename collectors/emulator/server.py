@@ -14,8 +14,9 @@ endpoints under `/_emulator/` (a test peer's controls, never a Google path):
                                      (units per second; null removes a limit; a key left out
                                      keeps its rate), without a restart
 
-The quota model (`quota.QuotaModel`) is the dispatcher's admission policy. HTTP/1.1 keep-alive, a Content-Length on every answer,
-no access log (a busy sweep would fill a pipe nobody reads).
+The quota model (`quota.QuotaModel`) is the dispatcher's admission policy. HTTP/1.1
+keep-alive, a Content-Length on every answer, no access log (a busy sweep would fill a pipe
+nobody reads).
 """
 
 from __future__ import annotations

@@ -29,10 +29,10 @@ class CalendarReader:
     def __init__(self, client: ApiClient) -> None:
         self.client = client
 
-    def page(self, request: FetchRequest) -> Page:
+    def page(self, request: FetchRequest, tally: CallTally) -> Page:
+        """One page; its call is counted in `tally`, which outlives a failure."""
         if request.retry_ids:
             raise Internal("calendar pages never report failed ids, so none can be retried")
-        tally = CallTally()
         params: dict[str, Any] = {
             "maxResults": MAX_RESULTS,
             "showDeleted": "true",

@@ -32,8 +32,9 @@ class ChatReader:
     def __init__(self, client: ApiClient) -> None:
         self.client = client
 
-    def spaces(self, subject: str) -> list[str]:
-        """Every space the subject is a member of (`spaces.list` as the subject), sorted."""
+    def spaces(self, subject: str, tally: CallTally) -> list[str]:
+        """Every space the subject is a member of (`spaces.list` as the subject), sorted; the
+        calls are counted in `tally`."""
         names: list[str] = []
         token: str | None = None
         while True:
@@ -41,19 +42,19 @@ class ChatReader:
             if token:
                 params["pageToken"] = token
             answer = self.client.get_json(
-                "chat", "/v1/spaces", params, subject=subject, scopes=SCOPES, tally=CallTally()
+                "chat", "/v1/spaces", params, subject=subject, scopes=SCOPES, tally=tally
             )
             names += [str(space["name"]) for space in answer.get("spaces") or ()]
             token = answer.get("nextPageToken") or None
             if token is None:
                 return sorted(set(names))
 
-    def page(self, request: FetchRequest) -> Page:
+    def page(self, request: FetchRequest, tally: CallTally) -> Page:
+        """One page of one space; its call is counted in `tally`, which outlives a failure."""
         if request.retry_ids:
             raise Internal("chat pages never report failed ids, so none can be retried")
         if request.unit is None:
             raise Internal("chat fetches need a unit: one of the subject's spaces")
-        tally = CallTally()
         lower = self._lower_bound(request)
         params: dict[str, Any] = {
             "pageSize": PAGE_SIZE,

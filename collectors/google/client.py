@@ -5,8 +5,16 @@ timeouts, shared by the token exchanges and every API call, and it never trigger
 side lookups (see `auth`). `bench/google.py` measures both clients against the emulator.
 
 A 401 invalidates the cached token and the call is made once more with a fresh one; a second 401
-is Auth. Every exchange is counted in the caller's `CallTally`, which becomes the PAGE event's
-`requests`, `rate_limited` and `quota_units`.
+is Auth. Every call first takes its quota units from the source's `QuotaLimiter` (see `pacing`);
+a refusal for rate is reported to it and, when it paces, the call is made again once the limiter
+lets it (up to PACED_RETRIES times, so a page is not refetched whole for one refused call; a
+wait longer than `pacing.MAX_PAUSE` goes to the runner, whose waits a stop request cuts short).
+
+Every call is counted in the caller's `CallTally`, which becomes the PAGE event's `requests`,
+`rate_limited` and `quota_units`: one request per API call (a Gmail batch counts its parts, as
+Google's quota does, not its envelope), and the units of every answer Google meters, which is all
+but a refusal for rate and a refusal before the call reached its API (401, 403
+insufficientPermissions).
 """
 
 from __future__ import annotations
@@ -23,17 +31,25 @@ import orjson
 from sweepledger.collectors.errors import (
     Auth,
     CollectorError,
-    Internal,
+    Cost,
     RateLimited,
     SourceConfigError,
     Transient,
 )
 from sweepledger.collectors.google.auth import HttpxTransport, TokenCache, load_credentials
 from sweepledger.collectors.google.config import GoogleConfig
-from sweepledger.collectors.google.responses import error_for
+from sweepledger.collectors.google.pacing import MAX_PAUSE, NoPacing, QuotaLimiter, scope_of
+from sweepledger.collectors.google.responses import (
+    RATE_LIMIT_REASONS,
+    error_for,
+    parse_error_body,
+)
 
 KEY_FIELDS = ("type", "client_email", "private_key", "token_uri")
 USER_AGENT = "sweepledger-google/0.1"
+PACED_RETRIES = 8
+"""Refusals for rate one call waits out under a pacing limiter before RateLimited escapes."""
+UNMETERED_REASONS = frozenset({"insufficientPermissions"})
 
 
 @dataclass(slots=True)
@@ -50,6 +66,30 @@ class CallTally:
             self.requests += requests
             self.rate_limited += rate_limited
             self.quota_units += quota_units
+
+    def add(self, other: CallTally) -> None:
+        self.count(
+            requests=other.requests,
+            rate_limited=other.rate_limited,
+            quota_units=other.quota_units,
+        )
+
+    def cost(self) -> Cost:
+        with self._lock:
+            return Cost(self.requests, self.rate_limited, self.quota_units)
+
+
+def metered(status: int, body: bytes) -> bool:
+    """Whether Google charged quota for an answer: not for a refusal for rate, nor for one
+    given before the call reached its API (a bad token, a token without the scope)."""
+    if status < 400:
+        return True
+    if status in (401, 429):
+        return False
+    if status == 403:
+        reasons = parse_error_body(body).reasons
+        return not (UNMETERED_REASONS | RATE_LIMIT_REASONS).intersection(reasons)
+    return True
 
 
 def read_key_file(path: Path) -> dict[str, Any]:
@@ -81,8 +121,10 @@ class ApiClient:
         connections: int = 16,
         timeout: float = 30.0,
         auth_debug: bool | None = None,
+        limiter: QuotaLimiter | None = None,
     ) -> None:
         self.config = config
+        self.limiter: QuotaLimiter = limiter or NoPacing()
         self.http = httpx.Client(
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
@@ -141,13 +183,20 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
         units: int = 1,
         overrides: Mapping[int, type[CollectorError]] | None = None,
+        envelope: bool = False,
     ) -> httpx.Response:
-        """One call (made twice at most: again after a 401 with a fresh token)."""
+        """One call: made again once after a 401 with a fresh token, and after each refusal for
+        rate while the limiter paces (up to PACED_RETRIES). `units` is what Google charges for
+        it. An `envelope` (a batch) is neither paced nor counted here: its parts are, by the
+        caller, from the answer."""
         url = self.config.base(api) + path
         name = f"{method} {path}"
-        for attempt in (1, 2):
+        refreshed = False
+        refusals = 0
+        while True:
             token = self.tokens.token(subject, scopes)
             request_headers = {**(headers or {}), "Authorization": f"Bearer {token}"}
+            ticket = 0.0 if envelope else self.limiter.acquire(subject, units)
             try:
                 response = self.http.request(
                     method, url, params=params, content=content, headers=request_headers
@@ -158,14 +207,20 @@ class ApiClient:
             except httpx.TransportError as error:
                 tally.count(requests=1)
                 raise Transient(f"{name}: connection failed ({type(error).__name__})") from None
-            tally.count(requests=1, quota_units=units)
-            if response.status_code == 401 and attempt == 1:
+            status = response.status_code
+            charged = metered(status, response.content)
+            if not envelope:
+                tally.count(requests=1, quota_units=units if charged else 0)
+                if charged:
+                    self.limiter.succeeded(subject, units, ticket)
+            if status == 401 and not refreshed:
+                refreshed = True
                 self.tokens.invalidate(subject, scopes, token)
                 continue
             if response.is_success:
                 return response
             failure = error_for(
-                response.status_code,
+                status,
                 response.content,
                 response.headers,
                 request=name,
@@ -173,11 +228,17 @@ class ApiClient:
                 overrides=overrides,
             )
             if isinstance(failure, RateLimited):
-                tally.count(rate_limited=1)
+                tally.count(requests=1 if envelope else 0, rate_limited=1)
+                if not envelope:
+                    scope = scope_of(parse_error_body(response.content).reasons)
+                    self.limiter.penalise(subject, scope, ticket, failure.retry_after)
+                    wait = failure.retry_after or 0.0
+                    if self.limiter.paces and refusals < PACED_RETRIES and wait <= MAX_PAUSE:
+                        refusals += 1
+                        continue
             if isinstance(failure, Auth):
                 raise Auth(f"{failure} (after one token refresh)")
             raise failure
-        raise Internal(f"{name}: unreachable")  # pragma: no cover - the loop always returns
 
 
 def decode_json(body: bytes, name: str) -> dict[str, Any]:

@@ -1,8 +1,14 @@
 """The `google://` URL: which key file, which admin, which endpoint, which customer.
 
-`google://?credentials=PATH&admin=EMAIL[&endpoint=URL][&customer=my_customer]`. The canonical form
-(recorded in SWEEP_OPEN and compared on resume) sorts the parameters, omits the default customer
-and makes the key path absolute, so the same sweep resumes from any working directory.
+`google://?credentials=PATH&admin=EMAIL[&endpoint=URL][&customer=my_customer][&quota_user=U]
+[&quota_project=P]`. The canonical form (recorded in SWEEP_OPEN and compared on resume) sorts the
+parameters, omits the default customer and makes the key path absolute, so the same sweep resumes
+from any working directory.
+
+`quota_user` / `quota_project` tell the pacing limiter the project's quotas in units per second
+(see `pacing`): where they are known, it starts there and never probes above them. They are part
+of the canonical URL, so the ledger records which hint a sweep ran with, and so a daemon's every
+cycle opens its source with the same hint; changing one is a new scope (`--no-resume`).
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 from sweepledger.collectors.errors import SourceConfigError
+from sweepledger.collectors.sim.config import parse_quota
 
 DEFAULT_CUSTOMER = "my_customer"
 EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
-ALLOWED = ("admin", "credentials", "customer", "endpoint")
+ALLOWED = ("admin", "credentials", "customer", "endpoint", "quota_project", "quota_user")
 
 GOOGLE_BASES = {
     "gmail": "https://gmail.googleapis.com",
@@ -36,6 +43,10 @@ class GoogleConfig:
     admin: str
     endpoint: str | None = None
     customer: str = DEFAULT_CUSTOMER
+    quota_user: float | None = None
+    """The per-user quota in units per second, if the operator knows it (a pacing hint)."""
+    quota_project: float | None = None
+    """The per-project quota in units per second, if known (a pacing hint)."""
 
     @classmethod
     def from_url(cls, url: str) -> GoogleConfig:
@@ -78,7 +89,12 @@ class GoogleConfig:
             endpoint = endpoint.rstrip("/")
         customer = values.get("customer") or DEFAULT_CUSTOMER
         path = Path(values["credentials"]).expanduser().absolute()
-        return cls(path, values["admin"].casefold(), endpoint, customer)
+        hints = {
+            key: parse_quota(f"google:// parameter {key}", values[key])
+            for key in ("quota_user", "quota_project")
+            if key in values
+        }
+        return cls(path, values["admin"].casefold(), endpoint, customer, **hints)
 
     @property
     def url(self) -> str:
@@ -88,6 +104,9 @@ class GoogleConfig:
             query["customer"] = self.customer
         if self.endpoint is not None:
             query["endpoint"] = self.endpoint
+        for key, rate in (("quota_user", self.quota_user), ("quota_project", self.quota_project)):
+            if rate is not None:
+                query[key] = repr(rate).removesuffix(".0")
         return "google://?" + "&".join(
             f"{key}={quote(value, safe='@/:.+_-~')}" for key, value in sorted(query.items())
         )

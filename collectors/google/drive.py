@@ -48,15 +48,15 @@ class DriveReader:
             "drive", path, params, subject=request.subject, scopes=SCOPES, tally=tally, **kwargs
         )
 
-    def page(self, request: FetchRequest) -> Page:
+    def page(self, request: FetchRequest, tally: CallTally) -> Page:
+        """One page; every call it makes is counted in `tally`, which outlives a failure."""
         if request.retry_ids:
             raise Internal("drive pages never report failed ids, so none can be retried")
         if request.cursor:
-            return self._changes_page(request)
-        return self._listing_page(request)
+            return self._changes_page(request, tally)
+        return self._listing_page(request, tally)
 
-    def _listing_page(self, request: FetchRequest) -> Page:
-        tally = CallTally()
+    def _listing_page(self, request: FetchRequest, tally: CallTally) -> Page:
         if request.page_token is None:
             start = self._get(
                 request, "/drive/v3/changes/startPageToken", {"supportsAllDrives": "true"}, tally
@@ -86,8 +86,7 @@ class DriveReader:
         next_token = answer.get("nextPageToken") or None
         return _page(request, items, next_token, None, carry, tally)
 
-    def _changes_page(self, request: FetchRequest) -> Page:
-        tally = CallTally()
+    def _changes_page(self, request: FetchRequest, tally: CallTally) -> Page:
         start = request.cursor.get(TOKEN_KEY)
         if not start:
             raise CursorExpired(f"drive cursor of {request.subject} has no start_page_token")

@@ -38,12 +38,13 @@ class GmailReader:
         self.client = client
         self.fetcher = fetcher
 
-    def page(self, request: FetchRequest) -> Page:
+    def page(self, request: FetchRequest, tally: CallTally) -> Page:
+        """One page; every call it makes is counted in `tally`, which outlives a failure."""
         if request.retry_ids:
-            return self._retry_page(request)
+            return self._retry_page(request, tally)
         if request.cursor:
-            return self._history_page(request)
-        return self._listing_page(request)
+            return self._history_page(request, tally)
+        return self._listing_page(request, tally)
 
     def _get(
         self,
@@ -66,8 +67,7 @@ class GmailReader:
             **kwargs,
         )
 
-    def _listing_page(self, request: FetchRequest) -> Page:
-        tally = CallTally()
+    def _listing_page(self, request: FetchRequest, tally: CallTally) -> Page:
         subject = request.subject
         if request.page_token is None:
             profile = self._get(subject, "/profile", {}, tally, UNITS["getProfile"])
@@ -89,8 +89,7 @@ class GmailReader:
         items = [found[i] for i in ids if i in found]
         return _page(items, failed, listing.get("nextPageToken"), carry, tally)
 
-    def _history_page(self, request: FetchRequest) -> Page:
-        tally = CallTally()
+    def _history_page(self, request: FetchRequest, tally: CallTally) -> Page:
         start = request.cursor.get("historyId", "")
         if not start.isdigit():
             raise CursorExpired(f"gmail cursor of {request.subject} has no usable historyId")
@@ -122,10 +121,9 @@ class GmailReader:
         }
         return _page(items, failed, answer.get("nextPageToken"), carry, tally)
 
-    def _retry_page(self, request: FetchRequest) -> Page:
+    def _retry_page(self, request: FetchRequest, tally: CallTally) -> Page:
         """Only the ids that failed before; pagination stays where it was (protocol contract):
         after the last page of a pass the carried cursor is offered again."""
-        tally = CallTally()
         ids = list(dict.fromkeys(request.retry_ids))
         found, failed = self.fetcher.fetch(request.subject, ids, tally)
         carry = dict(request.carry)

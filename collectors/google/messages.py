@@ -12,6 +12,11 @@ Retries are per item: a rate-limited or failing get is tried again after the ser
 jittered backoff) up to `max_retries` times; ids still failing are returned as failed (the page
 records them, the runner retries them first next time). A 404 is a deleted message: a tombstone.
 Anything else (401 after a refresh, 403, a malformed request) fails the whole page.
+
+Pacing (`pacing`): a batch takes all its parts' units from the limiter before it goes, and is cut
+to what the limiter lets out at once (`batch_units`), so a small quota gets small batches instead
+of a big one that is half refused. Refused parts are reported to the limiter, whose pause holds
+the retry until the service's hint; each part counts as one request in the page's tally.
 """
 
 from __future__ import annotations
@@ -20,13 +25,15 @@ import random
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from sweepledger.collectors.errors import CollectorError, NotFound, RateLimited
 from sweepledger.collectors.google import batch
-from sweepledger.collectors.google.client import ApiClient, CallTally, decode_json
+from sweepledger.collectors.google.client import ApiClient, CallTally, decode_json, metered
+from sweepledger.collectors.google.pacing import Scope, scope_of
 from sweepledger.collectors.google.resources import gmail_fields
-from sweepledger.collectors.google.responses import error_for
+from sweepledger.collectors.google.responses import error_for, parse_error_body
 from sweepledger.collectors.protocol import Item
 
 SCOPES = ("https://www.googleapis.com/auth/gmail.readonly",)
@@ -99,29 +106,34 @@ class MessageFetcher:
     ) -> tuple[dict[str, Item], list[str]]:
         found: dict[str, Item] = {}
         pending = ids
+        limiter = self.client.limiter
         for attempt in range(self.max_retries + 1):
-            chunks = [
-                pending[i : i + batch.MAX_CALLS] for i in range(0, len(pending), batch.MAX_CALLS)
-            ]
+            size = max(1, min(batch.MAX_CALLS, limiter.batch_units(subject) // GET_UNITS))
+            chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
             rounds = list(self.pool.map(lambda c: self._batch(subject, c, tally), chunks))
-            pending, waits = [], [0.0]
-            for items, again, wait in rounds:
-                found.update(items)
-                pending += again
-                waits.append(wait)
+            pending, waits, troubled = [], [0.0], False
+            for one in rounds:
+                found.update(one.items)
+                pending += one.again
+                waits.append(one.wait)
+                troubled |= one.troubled
             if not pending or attempt == self.max_retries:
                 break
-            time.sleep(max(waits) or self._wait(None, attempt))
+            if not limiter.paces or troubled:
+                # a pacing limiter already holds the next batch until the service's hint; only
+                # failures that are not about rate still need a backoff of their own
+                time.sleep(max(waits) or self._wait(None, attempt))
         return found, pending
 
-    def _batch(
-        self, subject: str, ids: list[str], tally: CallTally
-    ) -> tuple[dict[str, Item], list[str], float]:
-        """One batch exchange: its items, the ids to try again, and the longest wait asked."""
+    def _batch(self, subject: str, ids: list[str], tally: CallTally) -> _Round:
+        """One batch exchange, paced by the limiter for all its parts' units; each part counts
+        as one request and is charged unless it was refused for rate."""
         query = urlencode(METADATA, doseq=True)
         paths = {i: f"/gmail/v1/users/{subject}/messages/{i}" for i in ids}
         parts = [batch.Part(i, f"GET {paths[i]}?{query}", {}) for i in ids]
         content_type, body = batch.encode(parts)
+        limiter = self.client.limiter
+        ticket = limiter.acquire(subject, GET_UNITS * len(ids))
         try:
             response = self.client.send(
                 "POST",
@@ -132,7 +144,7 @@ class MessageFetcher:
                 tally=tally,
                 content=body,
                 headers={"Content-Type": content_type},
-                units=0,
+                envelope=True,
             )
             answers = {
                 p.content_id: p
@@ -140,36 +152,62 @@ class MessageFetcher:
             }
         except CollectorError as error:
             if error.retryable:
-                return {}, ids, error.retry_after or 0.0
+                return _Round({}, ids, error.retry_after or 0.0, True)
             raise
         except ValueError:
-            return {}, ids, 0.0
-        tally.count(quota_units=GET_UNITS * len(ids))
-        items: dict[str, Item] = {}
-        again: list[str] = []
-        wait = 0.0
+            return _Round({}, ids, 0.0, True)
+        answered = [answers[i] for i in ids if i in answers]
+        charged = sum(metered(part.status, part.body) for part in answered)
+        refusals: dict[Scope, float] = {}
+        found = _Round({}, [i for i in ids if i not in answers], 0.0, len(answered) < len(ids))
+        failure: CollectorError | None = None
+        limited = 0
         for message_id in ids:
             part = answers.get(message_id)
             if part is None:
-                again.append(message_id)
-            elif 200 <= part.status < 300:
+                continue
+            if 200 <= part.status < 300:
                 message = decode_json(part.body, f"GET {paths[message_id]}")
-                items[message_id] = Item(message_id, gmail_fields(message))
-            elif part.status == 404:
-                items[message_id] = Item(message_id, {}, deleted=True)
+                found.items[message_id] = Item(message_id, gmail_fields(message))
+                continue
+            if part.status == 404:
+                found.items[message_id] = Item(message_id, {}, deleted=True)
+                continue
+            error = error_for(
+                part.status, part.body, part.headers, request=f"GET {paths[message_id]}"
+            )
+            if not error.retryable:
+                failure = failure or error
+                continue
+            if isinstance(error, RateLimited):
+                limited += 1
+                scope = scope_of(parse_error_body(part.body).reasons)
+                refusals[scope] = max(refusals.get(scope, 0.0), error.retry_after or 0.0)
             else:
-                failure = error_for(
-                    part.status, part.body, part.headers, request=f"GET {paths[message_id]}"
-                )
-                if not failure.retryable:
-                    raise failure
-                if isinstance(failure, RateLimited):
-                    tally.count(rate_limited=1)
-                again.append(message_id)
-                wait = max(wait, failure.retry_after or 0.0)
-        return items, again, wait
+                found.troubled = True
+            found.again.append(message_id)
+            found.wait = max(found.wait, error.retry_after or 0.0)
+        tally.count(requests=len(answered), rate_limited=limited, quota_units=GET_UNITS * charged)
+        if charged:
+            limiter.succeeded(subject, GET_UNITS * charged, ticket)
+        for scope, wait in refusals.items():
+            limiter.penalise(subject, scope, ticket, wait or None)
+        if failure is not None:
+            raise failure
+        return found
 
     def _wait(self, error: CollectorError | None, attempt: int) -> float:
         if error is not None and error.retry_after is not None:
             return min(error.retry_after, MAX_WAIT)
         return self._rng.uniform(0.0, min(2.0, 0.05 * 2**attempt))
+
+
+@dataclass(slots=True)
+class _Round:
+    """What one batch exchange gave: items, ids to try again, the longest wait the service
+    asked, and whether anything failed for another reason than rate (that needs a backoff)."""
+
+    items: dict[str, Item]
+    again: list[str]
+    wait: float
+    troubled: bool

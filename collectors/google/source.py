@@ -8,11 +8,18 @@ pool for Gmail's per-message gets serve every worker thread of the run.
 Nothing about a pass lives in the source between calls: what must travel from page to page (the
 historyId or start page token captured before listing, the largest time persisted) goes out in
 `Page.carry` and comes back in `FetchRequest.carry`, so any later process can continue.
+
+Every call is paced by one `QuotaLimiter` shared by all workers (`pacing`; the URL's quota hints
+seed it) and counted in the fetch's tally: a page reports its calls, refusals and units, and a
+fetch that fails hands what it spent to the runner on the error (`CollectorError.cost`). The one
+count kept between calls is for the ledger's counters, not for correctness: the Chat `spaces.list`
+calls of `units()` are added to the pair's next page in this process (its START has no counters).
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from typing import Any
 
@@ -24,6 +31,7 @@ from sweepledger.collectors.google.config import GoogleConfig
 from sweepledger.collectors.google.drive import DriveReader
 from sweepledger.collectors.google.gmail import GmailReader
 from sweepledger.collectors.google.messages import DEFAULT_MODE, MessageFetcher
+from sweepledger.collectors.google.pacing import AdaptiveLimiter, QuotaLimiter
 from sweepledger.collectors.protocol import SERVICES, FetchRequest, Page
 
 DIRECTORY_SCOPES = ("https://www.googleapis.com/auth/admin.directory.user.readonly",)
@@ -41,16 +49,25 @@ class GoogleSource:
         gmail_fetch: str = DEFAULT_MODE,
         timeout: float = 30.0,
         auth_debug: bool | None = None,
+        limiter: QuotaLimiter | None = None,
     ) -> None:
+        """`limiter`: how calls are paced (default: an in-process `AdaptiveLimiter` seeded by
+        the URL's quota hints; `pacing.NoPacing()` for none)."""
         self.config = GoogleConfig.from_url(url)
         key = read_key_file(self.config.credentials)
+        self.limiter: QuotaLimiter = limiter or AdaptiveLimiter(
+            user_hint=self.config.quota_user, project_hint=self.config.quota_project
+        )
         self.client = ApiClient(
             self.config,
             key,
             connections=2 * concurrency + 8,
             timeout=timeout,
             auth_debug=auth_debug,
+            limiter=self.limiter,
         )
+        self._unbilled: dict[tuple[str, str], CallTally] = {}
+        self._unbilled_lock = threading.Lock()
         self.fetcher = MessageFetcher(self.client, mode=gmail_fetch, concurrency=concurrency)
         self.gmail = GmailReader(self.client, self.fetcher)
         self.calendar = CalendarReader(self.client)
@@ -108,20 +125,40 @@ class GoogleSource:
     def units(self, service: str, subject: str) -> list[str] | None:
         """Chat: the subject's spaces; the other services have no units."""
         _check_service(service)
-        return self.chat.spaces(subject) if service == "chat" else None
+        if service != "chat":
+            return None
+        tally = CallTally()
+        try:
+            spaces = self.chat.spaces(subject, tally)
+        except CollectorError as error:
+            error.cost = tally.cost()
+            raise
+        with self._unbilled_lock:
+            self._unbilled.setdefault((service, subject.casefold()), CallTally()).add(tally)
+        return spaces
 
     def fetch(self, request: FetchRequest) -> Page:
-        """One page of the request's pass (or the retried items), or a collector error."""
+        """One page of the request's pass (or the retried items), or a collector error that
+        carries what the failed fetch spent."""
         _check_service(request.service)
         if request.service != "chat" and request.unit is not None:
             raise Internal(f"{request.service} has no units, got unit {request.unit!r}")
-        if request.service == "gmail":
-            return self.gmail.page(request)
-        if request.service == "calendar":
-            return self.calendar.page(request)
-        if request.service == "chat":
-            return self.chat.page(request)
-        return self.drive.page(request)
+        tally = CallTally()
+        with self._unbilled_lock:
+            earlier = self._unbilled.pop((request.service, request.subject.casefold()), None)
+        if earlier is not None:
+            tally.add(earlier)
+        reader = {
+            "gmail": self.gmail,
+            "calendar": self.calendar,
+            "chat": self.chat,
+            "drive": self.drive,
+        }[request.service]
+        try:
+            return reader.page(request, tally)
+        except CollectorError as error:
+            error.cost = tally.cost()
+            raise
 
     def close(self) -> None:
         """Stop the get pool and close the pooled connections."""

@@ -37,6 +37,7 @@ COUNTERS = {
     "items_deleted": "deleted",
     "pages": "pages",
     "requests": "requests",
+    "quota_units": "quota_units",
     "retries": "retries",
     "rate_limit_waits": "rate_limited",
 }

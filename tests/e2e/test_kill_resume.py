@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from conftest import SweepCLI
 
 
-SOURCE = "sim://?subjects=6&latency_ms=15"
+SOURCE = "sim://?subjects=6&latency_ms=30"
 
 
 def _wait_for_pages(cli: SweepCLI, db: Path, at_least: int, timeout: float = 30) -> None:
@@ -21,9 +21,11 @@ def _wait_for_pages(cli: SweepCLI, db: Path, at_least: int, timeout: float = 30)
         if db.exists():
             try:
                 pages = cli.query(db, "SELECT COUNT(*) FROM events WHERE kind = 'PAGE'")[0][0]
+                units = cli.query(db, "SELECT COUNT(*) FROM sync_cursor WHERE service = 'chat' "
+                                      "AND key LIKE 'last_create_time@%'")[0][0]
             except Exception:
-                pages = 0
-            if isinstance(pages, int) and pages >= at_least:
+                pages = units = 0
+            if isinstance(pages, int) and pages >= at_least and units:
                 return
         time.sleep(0.05)
     raise AssertionError("the run made no progress")
@@ -39,6 +41,7 @@ def test_sigkill_then_rerun_converges_to_the_same_items(tmp_path: Path, cli: Swe
     args = ("run", "--full-sweep", "--exhaust", "--services", "chat", "--source", SOURCE)
     proc = cli.start(*args, cwd=killed)
     _wait_for_pages(cli, killed / "sweep.db", 12)
+    assert proc.poll() is None, "the run ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=10)
     db = killed / "sweep.db"

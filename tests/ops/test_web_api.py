@@ -64,6 +64,7 @@ RUN_SHAPE: dict[str, Any] = {
             "items_deleted",
             "pages",
             "requests",
+            "quota_units",
             "retries",
             "rate_limit_waits",
         ),

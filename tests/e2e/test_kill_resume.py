@@ -21,8 +21,11 @@ def _wait_for_pages(cli: SweepCLI, db: Path, at_least: int, timeout: float = 30)
         if db.exists():
             try:
                 pages = cli.query(db, "SELECT COUNT(*) FROM events WHERE kind = 'PAGE'")[0][0]
-                units = cli.query(db, "SELECT COUNT(*) FROM sync_cursor WHERE service = 'chat' "
-                                      "AND key LIKE 'last_create_time@%'")[0][0]
+                units = cli.query(
+                    db,
+                    "SELECT COUNT(*) FROM sync_cursor WHERE service = 'chat' "
+                    "AND key LIKE 'last_create_time@%'",
+                )[0][0]
             except Exception:
                 pages = units = 0
             if isinstance(pages, int) and pages >= at_least and units:

@@ -7,7 +7,7 @@ and rebuilt from the events. `sweep check` compares them, row for row, with a fr
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -375,7 +375,7 @@ class Projector:
     is read back from the tables first.
     """
 
-    def __init__(self, conn: sqlite3.Connection, rebuild: Iterable[Event] | None = None) -> None:
+    def __init__(self, conn: sqlite3.Connection) -> None:
         self.state = load_state(conn)
 
     def on_append(self, conn: sqlite3.Connection, events: Sequence[Event]) -> None:

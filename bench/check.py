@@ -8,14 +8,20 @@ grammar, cursor gating and runs, then compares the projection tables with the fo
 A ladder splits the cost on one ledger:
 
   rows              SELECT every column (the read floor)
-  + chain           `ledger.chain.ChainVerifier` over the rows: sha256 and the header encoding
-  check_ledger      `projections.api.check_ledger`: chain + decode + rules + fold + table compare
+  + chain           `ledger.chain.ChainVerifier` over the rows in one process: sha256 and the
+                    header encoding
+  chain, workers    `ledger.chain.ParallelChain` with its default workers (CPUs - 1): the chain
+                    over seq ranges in worker processes, each range from the stored hash before it
+  check_ledger      `projections.api.check_ledger`: decode + rules + bulk fold, split by subject
+                    over CPUs processes (`projections.parallel`; this process takes one part)
+                    while the chain workers verify the chain; then the merge and table compare
 
 followed by a cProfile of check on the 10^5 ledger.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from functools import partial
 from pathlib import Path
@@ -24,7 +30,7 @@ from harness import Table, count, human, profile_top, rate, ratio, seconds_of, v
 from ledgers import QUICK_SIZES, ensure_ledger, label, sizes
 from replay import read_rows, replay_sizes
 
-from sweepledger.ledger.chain import ChainVerifier
+from sweepledger.ledger.chain import ChainVerifier, ParallelChain
 from sweepledger.ledger.store import SqliteStore
 from sweepledger.projections.api import check_ledger
 
@@ -42,6 +48,16 @@ def chain_only(path: Path) -> int:
     return n
 
 
+def chain_workers(path: Path) -> int:
+    """The chain as check verifies it: ranges in worker processes (`ParallelChain`)."""
+    with SqliteStore.open(path, readonly=True) as store:
+        head = store.head()
+    workers = max(1, (os.cpu_count() or 1) - 1)
+    with ParallelChain(path, head, workers=workers) as chain:
+        chain.problems()
+    return head
+
+
 def main(quick: bool) -> None:
     """Events/s of check_ledger against its chain-only floor, and a profile."""
     table = Table(
@@ -54,6 +70,7 @@ def main(quick: bool) -> None:
         read_rows(info.path)  # warm the OS cache
         rows_s = seconds_of(partial(read_rows, info.path))
         chain_s = seconds_of(partial(chain_only, info.path))
+        workers_s = seconds_of(partial(chain_workers, info.path))
         started = time.perf_counter()
         violations = len(check_ledger(info.path).violations)
         check_s = time.perf_counter() - started
@@ -61,6 +78,7 @@ def main(quick: bool) -> None:
         speed = rate(n, check_s)
         table.add(label(size), count(n), "rows", f"{rows_s:.2f}", human(rate(n, rows_s)))
         table.add("", "", "+ chain", f"{chain_s:.2f}", human(rate(n, chain_s)))
+        table.add("", "", "chain, workers", f"{workers_s:.2f}", human(rate(n, workers_s)))
         table.add(
             "",
             "",

@@ -62,12 +62,51 @@ def sizes(quick: bool) -> list[int]:
 
 
 def ledger_path(size: int) -> Path:
-    """The cache file of a size; its name carries every version the file depends on."""
-    name = (
-        f"ledger-{GENERATOR_VERSION}-s{schema.SCHEMA_VERSION}-p{PROJECTION_VERSION}-"
-        f"{label(size)}.db"
-    )
-    return data_dir() / name
+    """The cache file of a size; its name carries the versions its *events* depend on.
+
+    The projection version is not in the name: projection tables are derived data, so a cached
+    ledger whose tables are of another version has them rebuilt in place (`_current_projections`)
+    instead of 10^7 events being generated again.
+    """
+    return data_dir() / f"ledger-{GENERATOR_VERSION}-s{schema.SCHEMA_VERSION}-{label(size)}.db"
+
+
+def _adopt_legacy(path: Path, size: int) -> None:
+    """Rename a cache file of the older naming (which carried `-p<version>`) to `path`.
+
+    Its events are the same as a new build's (same generator and schema); only its projection
+    tables may be stale, and `_current_projections` deals with those.
+    """
+    if path.exists():
+        return
+    stem = f"ledger-{GENERATOR_VERSION}-s{schema.SCHEMA_VERSION}-p"
+    legacy = sorted(data_dir().glob(f"{stem}*-{label(size)}.db"), key=lambda p: p.stat().st_mtime)
+    if not legacy:
+        return
+    old = legacy[-1]
+    for suffix in ("-wal", "-shm"):
+        Path(f"{old}{suffix}").unlink(missing_ok=True)
+    if _facts_path(old).exists():
+        os.replace(_facts_path(old), _facts_path(path))
+    os.replace(old, path)
+    progress(f"renamed cached {old.name} to {path.name}")
+
+
+def _current_projections(path: Path) -> None:
+    """Rebuild the projection tables of a cached ledger in place if their version is not ours.
+
+    `open_for_writing` does exactly what an upgrade does in production: it finds tables of
+    another `PROJECTION_VERSION`, folds every event once and writes them.
+    """
+    with SqliteStore.open(path, readonly=True) as store:
+        found = store.get_meta("projection_version")
+    if found == PROJECTION_VERSION:
+        return
+    started = time.perf_counter()
+    progress(f"{path.name}: projection tables v{found} -> v{PROJECTION_VERSION}, rebuilding")
+    store, _ = open_for_writing(path)
+    store.close()
+    progress(f"{path.name}: projections rebuilt in {time.perf_counter() - started:.1f} s")
 
 
 @dataclass
@@ -85,10 +124,12 @@ class BuildInfo:
 def ensure_ledger(size: int) -> BuildInfo:
     """The ledger of `size` events: from the cache when it is still valid, else built now."""
     path = ledger_path(size)
+    _adopt_legacy(path, size)
     if path.exists() and path not in _REBUILT and REBUILD:
         _REBUILT.add(path)
         return build_ledger(size, path)
     if path.exists() and _cache_valid(path):
+        _current_projections(path)
         with SqliteStore.open(path, readonly=True) as store:
             events = store.head()
         seconds = _build_facts(path).get("seconds")

@@ -14,17 +14,21 @@ before, so the difference between two rows is what that layer costs:
   + decode        orjson.loads of every data (the baseline)
   + decode !PAGE  decoding only the non-PAGE events (what a fold that reads PAGE fields from
                   columns would pay)
-  store.read()    decoded `Event` records (EventKind lookup, dataclass construction)
-  replay          `projections.api.replay`: the fold
-  replay, gc off  replay with the cyclic garbage collector paused in this process only: what
-                  its scans of the growing state cost (a measurement, not a proposal as such)
+  store.read()    decoded `Event` records (EventKind lookup, dataclass construction): what
+                  replay paid before it read rows through `ledger.scan`
+  scan + decode   `ledger.scan.fold_batches` (the columns a fold reads, no hash) and orjson of
+                  every data: the floor of replay's reader
+  fold, 1 process `projections.bulk.fold_ledger` in this process alone (no report)
+  replay          `projections.api.replay`: the bulk fold over those rows (no `Event` records,
+                  no dirty sets, checkpoints built once at the end, the cyclic garbage collector
+                  paused), split by subject over CPUs processes from 2*10^5 events on
+                  (`projections.parallel`: every part folds from seq 1, the parts are merged)
 
 A cProfile of replay on the 10^5 ledger follows (own time per function).
 """
 
 from __future__ import annotations
 
-import gc
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -33,8 +37,10 @@ import orjson
 from harness import Table, count, human, profile_top, rate, ratio, seconds_of, verdict
 from ledgers import QUICK_SIZES, ensure_ledger, label, sizes
 
+from sweepledger.ledger.scan import fold_batches
 from sweepledger.ledger.store import COLUMNS, SqliteStore
 from sweepledger.projections.api import replay
+from sweepledger.projections.bulk import fold_ledger
 
 TARGET = 1_000_000
 
@@ -125,17 +131,32 @@ def read_events(path: Path) -> int:
     return n
 
 
+def scan_and_decode(path: Path) -> int:
+    """What replay's reader hands the fold: fold columns in batches, every data decoded."""
+    conn = _connect(path)
+    loads = orjson.loads
+    n = 0
+    try:
+        for batch in fold_batches(conn):
+            for row in batch:
+                loads(row[7])
+            n += len(batch)
+    finally:
+        conn.close()
+    return n
+
+
+def fold_one_process(path: Path) -> int:
+    """The bulk fold alone in this process (`fold_ledger`): what the split over CPUs saves."""
+    conn = _connect(path)
+    try:
+        return fold_ledger(conn).head
+    finally:
+        conn.close()
+
+
 def replay_events(path: Path) -> int:
     return replay(path).events
-
-
-def replay_without_gc(path: Path) -> int:
-    """Replay with the cyclic garbage collector paused (diagnostic: what its scans cost)."""
-    gc.disable()
-    try:
-        return replay(path).events
-    finally:
-        gc.enable()
 
 
 LADDER: list[tuple[str, Callable[[Path], int]]] = [
@@ -145,8 +166,9 @@ LADDER: list[tuple[str, Callable[[Path], int]]] = [
     ("+ decode (baseline)", read_and_decode),
     ("+ decode !PAGE", read_and_decode_except_pages),
     ("store.read()", read_events),
+    ("scan + decode", scan_and_decode),
+    ("fold, 1 process", fold_one_process),
     ("replay", replay_events),
-    ("replay, gc off (diag.)", replay_without_gc),
 ]
 
 

@@ -20,7 +20,8 @@ from sweepledger.ledger.store import SqliteStore
 from .attach import open_for_reading, projections_current, read_snapshot
 from .check import CheckResult, Violation, check_store
 from .completeness import completeness
-from .fold import State, fold
+from .fold import State
+from .parallel import fold_parallel
 from .status import StatusReport, build_report, gather_from_state, gather_from_tables
 
 
@@ -33,8 +34,9 @@ def live_run_ids(db_path: str | Path) -> set[str]:
 
 
 def fold_store(store: SqliteStore, as_of: int | None = None) -> State:
-    """Every projection rebuilt in memory from seq 1 (up to `as_of`)."""
-    return fold(store.read(1, as_of))
+    """Every projection rebuilt in memory from seq 1 (up to `as_of`), on every CPU when the
+    ledger is big (`projections.parallel`)."""
+    return fold_parallel(store.path, store.conn, as_of)
 
 
 def read_status(db_path: str | Path, *, as_of: int | None = None) -> StatusReport:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from sweepledger.ledger.store import SqliteStore
 
-from .fold import State, fold
+from .bulk import fold_ledger
+from .fold import State
 from .tables import Projector, ensure_tables, write_dirty, write_past_sweeps
 
 
@@ -34,7 +35,7 @@ def open_for_writing(path: str | Path, *, create: bool = False) -> tuple[SqliteS
         if ensure_tables(tx.conn):
             for table in ("sync_cursor", "runs", "operator_flags", "sweeps", "sweep_counters"):
                 tx.conn.execute(f"DELETE FROM {table}")
-            state = fold(store.read())
+            state = fold_ledger(tx.conn)
             mark_all_dirty(state)
             write_past_sweeps(tx.conn, state)
             write_dirty(tx.conn, state)

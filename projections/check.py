@@ -1,212 +1,41 @@
 """`sweep check`: every rule the ledger promises, each violation named with its seq.
 
-One pass over the stored rows verifies the hash chain and gapless seq, the attempt grammar
-`START PAGE* (CURSOR_WRITE | CURSOR_SKIP) END`, cursor gating and monotonicity, END counts,
-overlapping attempts and run lifecycles; then the projection tables are compared with the fold.
+The rows are decoded, checked against the event rules (`rules.EventChecker`) and folded, split
+by subject over processes on a big ledger (`projections.parallel`: each part folds every shared
+event and its own subjects' pair events from seq 1); meanwhile more worker processes verify the
+hash chain and gapless seq over ranges of seq (`ledger.chain.ParallelChain`). Then the parts
+are merged and the projection tables compared with the fold.
 """
 
 from __future__ import annotations
 
+import os
+import pickle
+import sqlite3
+import sys
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from sweepledger.ledger.chain import ChainVerifier
+import orjson
+
+from sweepledger.ledger.chain import ParallelChain
 from sweepledger.ledger.codec import decode_data
-from sweepledger.ledger.events import Event, EventKind
+from sweepledger.ledger.events import PAIR_PHASES, Event, EventKind
+from sweepledger.ledger.scan import fold_batches, hash_of
 from sweepledger.ledger.schema import GUARD_TRIGGERS
 from sweepledger.ledger.store import SqliteStore
+from sweepledger.ledger.workers import collect, spawn, stop
 
+from .bulk import gc_paused, step
 from .completeness import completeness
-from .cursors import regresses, unit_key
-from .fold import State
+from .fold import Bounds, State
+from .parallel import PARALLEL_FROM, merge, part_batches, subject_bounds
+from .rules import EventChecker, PartResult, Violation
 from .tables import PROJECTION_VERSION, state_rows, stored_rows
 
-
-@dataclass(frozen=True, slots=True)
-class Violation:
-    """One broken rule, at the event where it shows."""
-
-    seq: int
-    rule: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"seq {self.seq}: {self.rule}: {self.message}"
-
-
-@dataclass(slots=True)
-class _Attempt:
-    run_id: str | None
-    start_seq: int
-    units: list[str]
-    page_sum: int = 0
-    pages: int = 0
-    last_exhausted: bool = False
-    unit_exhausted: dict[str | None, bool] = field(default_factory=dict)
-    decided: str | None = None
-
-
-class EventChecker:
-    """Folds events while checking each against the rules; `finish` adds end-of-ledger rules."""
-
-    def __init__(self) -> None:
-        self.state = State(incremental=False)
-        self.violations: list[Violation] = []
-        self.attempts: dict[tuple[str, str], _Attempt] = {}
-        self.ended_runs: set[str] = set()
-        self.started_runs: dict[str, int] = {}
-
-    def _flag(self, seq: int, rule: str, message: str) -> None:
-        self.violations.append(Violation(seq, rule, message))
-
-    def feed(self, event: Event) -> None:
-        kind = event.kind
-        if event.run_id is not None and kind is not EventKind.RUN_START:
-            if event.run_id in self.ended_runs:
-                self._flag(event.seq, "run", f"{kind} after RUN_END of run {event.run_id}")
-            elif event.run_id not in self.started_runs and kind is not EventKind.HEARTBEAT:
-                self._flag(event.seq, "run", f"{kind} of run {event.run_id} with no RUN_START")
-        if kind is EventKind.RUN_START:
-            if event.run_id in self.started_runs:
-                self._flag(event.seq, "run", f"second RUN_START of run {event.run_id}")
-            self.started_runs[str(event.run_id)] = event.seq
-        elif kind is EventKind.RUN_END:
-            self.ended_runs.add(str(event.run_id))
-            for key in [k for k, a in self.attempts.items() if a.run_id == event.run_id]:
-                del self.attempts[key]
-        elif kind is EventKind.SWEEP_CLOSE and event.data.get("status") == "complete":
-            self._check_close(event)
-        elif event.service is not None and event.subject is not None:
-            self._check_pair(event)
-        self.state.apply(event)
-
-    def _check_close(self, event: Event) -> None:
-        sweep = self.state.sweep
-        if sweep is None or sweep.sweep_id != event.sweep_id:
-            self._flag(event.seq, "complete", "SWEEP_CLOSE of a sweep that is not open")
-            return
-        figures = completeness(self.state.counters, sweep.services, run_live=True)
-        if not figures.complete:
-            self._flag(
-                event.seq, "complete", "closed complete while " + "; ".join(figures.failures())
-            )
-
-    def _check_pair(self, event: Event) -> None:
-        kind, key, data, seq = (
-            event.kind,
-            (str(event.service), str(event.subject)),
-            event.data,
-            event.seq,
-        )
-        if kind in (
-            EventKind.BLOCK,
-            EventKind.UNBLOCK,
-            EventKind.PAUSE,
-            EventKind.UNPAUSE,
-            EventKind.CURSOR_RESET,
-        ):
-            return
-        sweep = self.state.sweep
-        if sweep is None or sweep.sweep_id != event.sweep_id or sweep.closed:
-            self._flag(seq, "sweep", f"{kind} outside the open sweep")
-        attempt = self.attempts.get(key)
-        if kind is EventKind.START:
-            if attempt is not None:
-                self._flag(
-                    seq,
-                    "overlap",
-                    f"START while the attempt started at seq {attempt.start_seq} is still open",
-                )
-            self.attempts[key] = _Attempt(event.run_id, seq, list(data.get("units") or []))
-            return
-        if attempt is None:
-            self._flag(seq, "grammar", f"{kind} with no open attempt (START missing)")
-            return
-        if kind is EventKind.PAGE:
-            if attempt.decided:
-                self._flag(seq, "grammar", f"PAGE after {attempt.decided.upper()}")
-            count = data.get("count")
-            if not isinstance(count, int) or count < 0:
-                self._flag(seq, "grammar", f"PAGE count {count!r} is not a count")
-                count = 0
-            attempt.page_sum += count
-            attempt.pages += 1
-            attempt.last_exhausted = bool(data.get("exhausted"))
-            attempt.unit_exhausted[data.get("unit")] = attempt.last_exhausted
-        elif kind is EventKind.CURSOR_WRITE:
-            self._check_cursor_write(event, key, attempt)
-        elif kind is EventKind.CURSOR_SKIP:
-            if attempt.decided:
-                self._flag(seq, "grammar", f"CURSOR_SKIP after {attempt.decided.upper()}")
-            attempt.decided = "cursor_skip"
-        elif kind is EventKind.END:
-            if not attempt.decided:
-                self._flag(seq, "grammar", "END without CURSOR_WRITE or CURSOR_SKIP")
-            if data.get("count") != attempt.page_sum:
-                self._flag(
-                    seq,
-                    "count",
-                    f"END count {data.get('count')} != sum of PAGE counts {attempt.page_sum}",
-                )
-            if data.get("ok") and not data.get("partial") and attempt.decided != "cursor_write":
-                self._flag(seq, "gating", "END ok without a CURSOR_WRITE")
-            del self.attempts[key]
-
-    def _check_cursor_write(self, event: Event, key: tuple[str, str], attempt: _Attempt) -> None:
-        data, seq = event.data, event.seq
-        unit = data.get("unit")
-        if unit is not None:
-            if attempt.decided:
-                self._flag(seq, "grammar", f"unit CURSOR_WRITE after {attempt.decided.upper()}")
-            if not attempt.unit_exhausted.get(unit):
-                self._flag(
-                    seq,
-                    "gating",
-                    f"cursor of unit {unit} written before its pagination was exhausted",
-                )
-        else:
-            if attempt.decided == "cursor_skip":
-                self._flag(seq, "grammar", "CURSOR_WRITE after CURSOR_SKIP")
-            if attempt.decided is None:
-                row = self.state.pairs.get(key)
-                done = set(row.units_done) if row is not None else set()
-                if attempt.units:
-                    missing = [u for u in attempt.units if u not in done]
-                    if missing:
-                        self._flag(
-                            seq,
-                            "gating",
-                            f"pair cursor written while units "
-                            f"{', '.join(missing[:3])} are not exhausted",
-                        )
-                elif not attempt.last_exhausted:
-                    self._flag(
-                        seq,
-                        "gating",
-                        "cursor written before pagination was exhausted "
-                        "(the attempt's last PAGE is not exhausted)",
-                    )
-            attempt.decided = "cursor_write"
-        name = unit_key(str(data.get("key")), unit)
-        current = self.state.cursors.get((key[0], key[1], name))
-        value = str(data.get("value"))
-        if current is not None and regresses(name, current.value, value):
-            self._flag(
-                seq,
-                "regression",
-                f"cursor {name} of {key[0]}/{key[1]} moves back from "
-                f"{current.value} to {value} without CURSOR_RESET",
-            )
-
-    def finish(self, live_run_ids: Collection[str]) -> None:
-        for run_id, seq in self.started_runs.items():
-            if run_id not in self.ended_runs and run_id not in live_run_ids:
-                self._flag(
-                    seq,
-                    "run",
-                    f"run {run_id} never ended and its process is gone "
-                    "(the next `sweep run` closes it as aborted)",
-                )
+__all__ = ["CheckResult", "EventChecker", "Violation", "check_events", "check_store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,42 +57,140 @@ def check_events(events: Iterable[Event], live_run_ids: Collection[str] = ()) ->
     return CheckResult(checker.violations, checker.state)
 
 
-def check_store(store: SqliteStore, live_run_ids: Collection[str] = ()) -> CheckResult:
-    """Every rule, over a stored ledger: rows, chain, guard, events and projection tables."""
-    checker = EventChecker()
+def check_store(
+    store: SqliteStore,
+    live_run_ids: Collection[str] = (),
+    *,
+    chain_workers: int | None = None,
+    chain_range: int | None = None,
+    parts: int | None = None,
+) -> CheckResult:
+    """Every rule, over a stored ledger: rows, chain, guard, events and projection tables.
+
+    The chain is verified by `ParallelChain` (worker processes on a big ledger, see its
+    defaults; `chain_workers` and `chain_range` override them) while the events are checked and
+    folded up to the head seen at the start, in `parts` split by subject (default: the CPUs on
+    a big ledger, else one) of which this process takes the first.
+    """
     missing = [t for t in GUARD_TRIGGERS if t not in store.triggers()]
-    for name in missing:
-        checker._flag(0, "guard", f"trigger {name} is missing: events could be changed")
-    chain = ChainVerifier()
-    for row in store.read_rows():
-        seq = int(row[0])
-        for problem in chain.feed(row):
-            checker._flag(seq, "chain", problem)
+    violations = [
+        Violation(0, "guard", f"trigger {name} is missing: events could be changed")
+        for name in missing
+    ]
+    head = store.head()
+    if parts is None:
+        parts = (os.cpu_count() or 1) if head >= PARALLEL_FROM else 1
+    bounds = subject_bounds(store.conn, head, parts)
+    split = len(bounds) > 1
+    with ParallelChain(store.path, head, workers=chain_workers, range_size=chain_range) as chain:
+        where = str(Path(store.path).resolve())
+        procs = [spawn(__name__, where, _args(head, part)) for part in bounds[1:]]
         try:
-            kind = EventKind(row[4])
-            data = decode_data(row[7])
-        except ValueError as e:
-            checker._flag(seq, "decode", f"unreadable event: {e}")
-            continue
-        checker.feed(Event(seq, row[1], row[2], row[3], kind, row[5], row[6], data, row[8]))
+            mine = check_part(store.conn, head, bounds[0] if split else None, primary=True)
+            results = [mine]
+            for part, out in zip(bounds[1:], collect(procs), strict=True):
+                if out is None:  # the worker failed: its part is checked here
+                    results.append(check_part(store.conn, head, part, primary=False))
+                    continue
+                with gc_paused():  # unpickling creates the part's every row: nothing to collect
+                    results.append(pickle.loads(out))  # our own child's output, never a file's
+        finally:
+            stop(procs)
+        # a sequential pass names a row's chain problem before its rules' findings
+        violations += [Violation(seq, "chain", problem) for seq, problem in chain.problems()]
+    for result in results:
+        violations += result.violations
+    violations += _judged_closes(results)
+    checker = mine.checker
     checker.finish(live_run_ids)
+    violations += checker.violations
+    state = merge([r.checker.state for r in results], bounds) if split else checker.state
+    if state.head:
+        state.head_hash = hash_of(store.conn, state.head)
     if store.get_meta("projection_version") == PROJECTION_VERSION:
-        _compare_tables(store, checker)
-    checker.violations.sort(key=lambda v: v.seq)
-    return CheckResult(checker.violations, checker.state)
+        violations += _compare_tables(store, state)
+    violations.sort(key=lambda v: v.seq)
+    return CheckResult(violations, state)
 
 
-def _compare_tables(store: SqliteStore, checker: EventChecker) -> None:
-    state = checker.state
+def check_part(
+    conn: sqlite3.Connection, head: int, part: Bounds | None, *, primary: bool
+) -> PartResult:
+    """Decode, check and fold one part's rows (every row when `part` is None)."""
+    checker = EventChecker(part, primary=primary)
+    check, state = checker.check, checker.state  # `feed_fields`, one call less per event
+    kinds, loads, reports = _KINDS, orjson.loads, checker.reports
+    # from the lowest row, not seq 1: a row stored below seq 1 is checked too
+    if part is None:
+        batches = fold_batches(conn, None, head)
+    else:
+        batches = part_batches(conn, head, part, None)
+    with gc_paused():
+        for batch in batches:
+            for seq, ts, sweep_id, run_id, kind_text, service, subject, text in batch:
+                if part is not None:
+                    shared = kind_text not in _PHASES or service is None or subject is None
+                    checker.muted = not reports(shared, subject)
+                kind = kinds.get(kind_text)
+                try:
+                    data = loads(text)
+                except ValueError:
+                    data = None
+                if kind is None or type(data) is not dict:
+                    why = _unreadable(kind_text, text)
+                    checker._flag(seq, "decode", f"unreadable event: {why}")
+                    continue
+                check(seq, sweep_id, run_id, kind, service, subject, data)
+                step(state, seq, ts, sweep_id, run_id, kind, service, subject, data)
+    checker.muted = False
+    checker.state.settle()
+    found, checker.violations = checker.violations, []
+    return PartResult(found, checker)
+
+
+def _judged_closes(results: list[PartResult]) -> list[Violation]:
+    """SWEEP_CLOSE complete judged on the sum of the parts' counters (every part saw it)."""
+    found = []
+    for closes in zip(*(r.checker.closes for r in results), strict=True):
+        seq, _, services = closes[0]
+        total: dict[str, int] = {}
+        for _, counters, _ in closes:
+            for key, value in counters.items():
+                total[key] = total.get(key, 0) + value
+        figures = completeness(total, services, run_live=True)
+        if not figures.complete:
+            why = "closed complete while " + "; ".join(figures.failures())
+            found.append(Violation(seq, "complete", why))
+    return found
+
+
+_PHASES = frozenset(str(kind) for kind in PAIR_PHASES)
+_KINDS = {str(kind): kind for kind in EventKind}
+
+
+def _unreadable(kind: Any, text: Any) -> str:
+    """Why a stored event does not decode, in the words of `EventKind` and `decode_data`."""
+    try:
+        EventKind(kind)
+        decode_data(text)
+    except (ValueError, TypeError) as e:
+        return str(e)
+    return "undecodable"
+
+
+def _compare_tables(store: SqliteStore, state: State) -> list[Violation]:
+    found = []
     meta = dict(store.conn.execute("SELECT key, value FROM projection_state").fetchall())
     if int(meta.get("head", 0)) != state.head or meta.get("head_hash", "") != state.head_hash:
-        checker._flag(
-            state.head,
-            "anchor",
-            f"the projections were written through seq "
-            f"{meta.get('head')} (hash {str(meta.get('head_hash'))[:12]}) but the "
-            f"ledger ends at seq {state.head} (hash {state.head_hash[:12]}): events "
-            "at the end were removed or rewritten",
+        found.append(
+            Violation(
+                state.head,
+                "anchor",
+                f"the projections were written through seq "
+                f"{meta.get('head')} (hash {str(meta.get('head_hash'))[:12]}) but the "
+                f"ledger ends at seq {state.head} (hash {state.head_hash[:12]}): events "
+                "at the end were removed or rewritten",
+            )
         )
     expected = state_rows(state)
     stored = stored_rows(store.conn)
@@ -272,9 +199,32 @@ def _compare_tables(store: SqliteStore, checker: EventChecker) -> None:
         lacking = rows - stored[table]
         if extra or lacking:
             sample = next(iter(extra or lacking))
-            checker._flag(
-                state.head,
-                "projection",
-                f"table {table} differs from a rebuild "
-                f"({len(extra)} rows extra, {len(lacking)} missing; e.g. {sample[:3]})",
+            found.append(
+                Violation(
+                    state.head,
+                    "projection",
+                    f"table {table} differs from a rebuild "
+                    f"({len(extra)} rows extra, {len(lacking)} missing; e.g. {sample[:3]})",
+                )
             )
+    return found
+
+
+def _args(head: int, part: Bounds) -> str:
+    return orjson.dumps([head, *part]).decode()
+
+
+def _worker(path: str, args: str) -> None:
+    """`python -m sweepledger.projections.check PATH '[head, low, high]'`: a pickled
+    `PartResult` on stdout (a part other than the primary)."""
+    head, low, high = orjson.loads(args)
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        result = check_part(conn, head, (low, high), primary=False)
+    finally:
+        conn.close()
+    sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1], sys.argv[2])

@@ -27,7 +27,8 @@ from .model import (
 )
 
 PairKey = tuple[str, str]
-PairHandler = Callable[["State", PairRow, Event, RunRow | None], None]
+PairHandler = Callable[["State", PairRow, int, "str | None", dict[str, Any], "RunRow | None"], None]
+"""A pair phase's effect: (state, pair row, seq, run_id, data, the run if known)."""
 END_COUNTER_FIELDS = ("requests", "retries", "rate_limited", "quota_units")
 """What an END adds to its run: the cost of a call that ended the attempt (no PAGE has them)."""
 RUN_COUNTER_FIELDS = (
@@ -41,6 +42,26 @@ RUN_COUNTER_FIELDS = (
     "quota_units",
     "retries",
 )
+Bounds = tuple["str | None", "str | None"]
+"""A part of the subjects (`projections.parallel`): lowest included, highest excluded (None:
+unbounded)."""
+
+
+def owns(part: Bounds | None, subject: object) -> bool:
+    """Whether `part` holds `subject`, in SQLite's order of values (numbers < text < blobs),
+    which is how the part's rows were selected."""
+    if part is None:
+        return True
+    low, high = part
+    if isinstance(subject, bytes):
+        return high is None
+    if not isinstance(subject, str):
+        return low is None
+    return (low is None or subject >= low) and (high is None or subject < high)
+
+
+_PAGE_COUNTER_FIELDS = tuple(name for name in RUN_COUNTER_FIELDS if name != "fetched")
+"""What a PAGE adds to its run besides "fetched" (its count, added first as it is listed)."""
 
 
 class State:
@@ -52,8 +73,12 @@ class State:
     instead of after every event.
     """
 
-    def __init__(self, *, incremental: bool = True) -> None:
+    def __init__(self, *, incremental: bool = True, subjects: Bounds | None = None) -> None:
         self.incremental = incremental
+        self.subjects = subjects
+        """A bulk fold of one part of the subjects (`projections.parallel`): lowest included,
+        highest excluded (None: unbounded). Its counters then sum only those subjects' vectors,
+        so the parts' counters add up to the whole's."""
         self._counters: dict[str, int] = {}
         self._counters_stale = False
         self.head = 0
@@ -68,6 +93,9 @@ class State:
         self.blocked: dict[tuple[str, str | None], str] = {}
         self.paused: dict[str, str] = {}
         self.heartbeat: dict[str, Any] | None = None
+        self._pending_checkpoints: dict[PairKey, dict[str, Any]] = {}
+        """Bulk mode only: the data of each pair's latest PAGE whose checkpoint `settle` has
+        not yet built (most pages are followed by another, so building each one is waste)."""
         self.clear_dirty()
 
     def clear_dirty(self) -> None:
@@ -116,7 +144,8 @@ class State:
         total: dict[str, int] = {}
         if self.sweep is not None:
             for subject in self.sweep.roster:
-                apply_difference(total, {}, self.vector(subject))
+                if owns(self.subjects, subject):
+                    apply_difference(total, {}, self.vector(subject))
         return total
 
     def is_blocked(self, subject: str, service: str) -> bool:
@@ -136,12 +165,26 @@ class State:
             self.is_paused,
         )
 
-    # -- folding -------------------------------------------------------------------------------
+    # -- folding (the bulk fold over stored rows is `projections.bulk`) -----------------------
 
     def apply_all(self, events: Iterable[Event]) -> State:
         for event in events:
             self.apply(event)
+        self.settle()
         return self
+
+    def settle(self) -> None:
+        """Build the checkpoints a bulk fold left pending; a no-op in incremental mode.
+
+        The bulk fold remembers only the data of a pair's latest PAGE and builds its checkpoint
+        here, once, from the same fields `_on_page` would have used then: nothing between that
+        PAGE and now changed them (the next PAGE replaces the pending data; an END that
+        completes the pair and a CURSOR_RESET drop it).
+        """
+        pending, self._pending_checkpoints = self._pending_checkpoints, {}
+        for key, data in pending.items():
+            row = self.pairs[key]
+            row.checkpoint = _page_checkpoint(data, bool(data.get("exhausted")), row.outstanding)
 
     def apply(self, event: Event) -> None:
         self.head = event.seq
@@ -190,6 +233,7 @@ class State:
         )
         self._roster_set = set(self.sweep.roster)
         self.pairs = {}
+        self._pending_checkpoints = {}
         self.pairs_reset = True
         self.dirty_pairs.clear()
         self.dirty_sweep = True
@@ -278,16 +322,18 @@ class State:
         run = self.runs.get(str(event.run_id)) if event.run_id else None
         handler = self._PAIR_HANDLERS.get(kind)
         if handler is not None:
-            handler(self, row, event, run)
+            handler(self, row, event.seq, event.run_id, event.data, run)
         row.updated_seq = event.seq
         self.dirty_pairs.add(key)
         self._retally(subject, old)
 
-    def _on_start(self, row: PairRow, event: Event, run: RunRow | None) -> None:
+    def _on_start(
+        self, row: PairRow, seq: int, run_id: str | None, data: dict[str, Any], run: RunRow | None
+    ) -> None:
         row.state = IN_PROGRESS
         row.attempts += 1
-        row.open_run_id, row.open_seq = event.run_id, event.seq
-        row.last_run_id = event.run_id
+        row.open_run_id, row.open_seq = run_id, seq
+        row.last_run_id = run_id
         row.attempt_count = 0
         row.last_page_exhausted = False
         row.exhausted = False
@@ -296,56 +342,66 @@ class State:
         if run is not None:
             _bump(run, row.service, "pairs_attempted")
 
-    def _on_page(self, row: PairRow, event: Event, run: RunRow | None) -> None:
-        service, data = row.service, event.data
+    def _on_page(
+        self, row: PairRow, seq: int, run_id: str | None, data: dict[str, Any], run: RunRow | None
+    ) -> None:
+        service = row.service
         count = int(data.get("count", 0))
         row.attempt_count += count
         row.items += count
         exhausted = bool(data.get("exhausted"))
         row.last_page_exhausted = exhausted
-        retried = set(data.get("retried_ids") or ())
-        failed = list(data.get("failed_ids") or ())
+        retried = data.get("retried_ids")
+        failed = data.get("failed_ids")
         if retried or failed:
-            kept = [i for i in row.outstanding if i not in retried]
-            row.outstanding = kept + [i for i in failed if i not in kept]
-        checkpoint = {
-            "unit": data.get("unit"),
-            "page": data.get("page"),
-            "token": data.get("next_page_token"),
-            "carry": data.get("carry") or {},
-        }
-        if not exhausted:
-            row.checkpoint = checkpoint
-        elif row.outstanding:
-            # the pass is over but some items are not stored: the next attempt retries them
-            # from here, then writes the cursor this pass earned
-            row.checkpoint = {**checkpoint, "token": None, "exhausted": True}
+            retried_set = set(retried or ())
+            kept = [i for i in row.outstanding if i not in retried_set]
+            row.outstanding = kept + [i for i in list(failed or ()) if i not in kept]
+        if self.incremental:
+            row.checkpoint = _page_checkpoint(data, exhausted, row.outstanding)
         else:
-            row.checkpoint = None
+            self._pending_checkpoints[(service, row.subject)] = data
         if run is not None:
-            totals, per = run.counters, run.by_service.setdefault(service, {})
-            totals["pages"] = totals.get("pages", 0) + 1
-            per["pages"] = per.get("pages", 0) + 1
-            for name in RUN_COUNTER_FIELDS:
-                value = count if name == "fetched" else data.get(name)
+            totals, per = run.counters, run.by_service.get(service)
+            if per is None:
+                per = run.by_service[service] = {}
+            total_of, per_of = totals.get, per.get
+            totals["pages"] = total_of("pages", 0) + 1
+            per["pages"] = per_of("pages", 0) + 1
+            if count:  # "fetched" is the page's count (RUN_COUNTER_FIELDS' first)
+                totals["fetched"] = total_of("fetched", 0) + count
+                per["fetched"] = per_of("fetched", 0) + count
+            for name in _PAGE_COUNTER_FIELDS:
+                value = data.get(name)
                 if value:
-                    totals[name] = totals.get(name, 0) + value
-                    per[name] = per.get(name, 0) + value
+                    totals[name] = total_of(name, 0) + value
+                    per[name] = per_of(name, 0) + value
 
-    def _on_cursor_write(self, row: PairRow, event: Event, run: RunRow | None) -> None:
-        service, subject, data = row.service, row.subject, event.data
+    def _on_cursor_write(
+        self, row: PairRow, seq: int, run_id: str | None, data: dict[str, Any], run: RunRow | None
+    ) -> None:
+        service, subject = row.service, row.subject
         unit = data.get("unit")
         ckey = (service, subject, unit_key(str(data["key"]), unit))
-        self.set_cursor(ckey, CursorRow(str(data["value"]), event.seq))
-        self.dirty_cursors.add(ckey)
+        self.cursors[ckey] = CursorRow(str(data["value"]), seq)
+        keys = self._by_pair.get((service, subject))
+        if keys is None:
+            keys = self._by_pair[(service, subject)] = set()
+        keys.add(ckey)
+        if self.incremental:
+            self.dirty_cursors.add(ckey)
         if unit is not None and unit not in row.units_done:
             row.units_done.append(unit)
 
-    def _on_cursor_skip(self, row: PairRow, event: Event, run: RunRow | None) -> None:
-        row.skip_reason = str(event.data.get("reason", ""))
+    def _on_cursor_skip(
+        self, row: PairRow, seq: int, run_id: str | None, data: dict[str, Any], run: RunRow | None
+    ) -> None:
+        row.skip_reason = str(data.get("reason", ""))
 
-    def _on_end(self, row: PairRow, event: Event, run: RunRow | None) -> None:
-        service, data = row.service, event.data
+    def _on_end(
+        self, row: PairRow, seq: int, run_id: str | None, data: dict[str, Any], run: RunRow | None
+    ) -> None:
+        service = row.service
         row.open_run_id = row.open_seq = None
         err = data.get("err")
         if err:
@@ -358,6 +414,8 @@ class State:
         else:
             row.state = COMPLETE
             row.checkpoint = None
+            if self._pending_checkpoints:
+                self._pending_checkpoints.pop((service, row.subject), None)
         row.last_detail = data.get("detail") or None
         row.exhausted = bool(data.get("exhausted"))
         if run is not None:
@@ -384,6 +442,7 @@ class State:
         if row is not None:
             old = self._before(subject)
             row.checkpoint = None
+            self._pending_checkpoints.pop((service, subject), None)
             if event.data.get("operator") and row.open_run_id is None:
                 # an operator's reset makes the pair due again in the open sweep
                 row.state = NOT_STARTED
@@ -406,6 +465,25 @@ def _bump(run: RunRow, service: str, name: str, value: int = 1) -> None:
     per[name] = per.get(name, 0) + value
 
 
+def _page_checkpoint(
+    data: dict[str, Any], exhausted: bool, outstanding: list[str]
+) -> dict[str, Any] | None:
+    """Where the next attempt continues after this PAGE (None: nothing to continue)."""
+    checkpoint = {
+        "unit": data.get("unit"),
+        "page": data.get("page"),
+        "token": data.get("next_page_token"),
+        "carry": data.get("carry") or {},
+    }
+    if not exhausted:
+        return checkpoint
+    if outstanding:
+        # the pass is over but some items are not stored: the next attempt retries them
+        # from here, then writes the cursor this pass earned
+        return {**checkpoint, "token": None, "exhausted": True}
+    return None
+
+
 State._PAIR_HANDLERS = {
     EventKind.START: State._on_start,
     EventKind.PAGE: State._on_page,
@@ -416,5 +494,7 @@ State._PAIR_HANDLERS = {
 
 
 def fold(events: Iterable[Event]) -> State:
-    """A fresh state folded over `events` (replay, `--as-of`, rebuild)."""
+    """A fresh state folded over decoded `events` (tests, tools holding `Event` records).
+
+    `projections.bulk.fold_ledger` folds a stored ledger the same, faster."""
     return State(incremental=False).apply_all(events)

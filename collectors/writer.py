@@ -72,7 +72,7 @@ class Writer:
         self.projector = projector
         self.streams = list(streams)
         self.on_commit = on_commit
-        self._lock = threading.Lock()
+        self._transaction_lock = threading.Lock()
         self._queue: queue.SimpleQueue[Pending[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.appended = 0
@@ -109,8 +109,10 @@ class Writer:
         return self.submit(build).wait()
 
     def read(self, look: Callable[[State], T]) -> T:
-        """Look at the projection state without racing an append."""
-        with self._lock:
+        """Look at the projection state without racing an append's fold (but without waiting
+        for a commit's fsync either: an attempt that starts reads its pair, which no commit in
+        flight touches)."""
+        with self.projector.lock:
             return look(self.projector.state)
 
     def _loop(self) -> None:
@@ -148,7 +150,7 @@ class Writer:
             request.done.set()
 
     def _transact(self, group: list[Pending[Any]]) -> None:
-        with self._lock:
+        with self._transaction_lock:
             with self.store.transaction() as tx:
                 for request in group:
                     start = len(tx.events)

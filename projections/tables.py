@@ -7,6 +7,7 @@ and rebuilt from the events. `sweep check` compares them, row for row, with a fr
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -398,8 +399,14 @@ class Projector:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.state = load_state(conn)
+        self.lock = threading.Lock()
+        """Held while the state changes; readers in other threads (`Writer.read`) take it too."""
 
     def on_append(self, conn: sqlite3.Connection, events: Sequence[Event]) -> None:
+        with self.lock:
+            self._apply(conn, events)
+
+    def _apply(self, conn: sqlite3.Connection, events: Sequence[Event]) -> None:
         if events[0].seq != self.state.head + 1:
             self.state = load_state(conn)
         for event in events:

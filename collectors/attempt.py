@@ -31,7 +31,7 @@ from .errors import (
 from .protocol import CURSOR_KEYS, FetchRequest, Page, Source
 from .retry import RetryPolicy, RetryTally, Stopped, call_with_retries
 from .sink import write_items
-from .writer import Writer
+from .writer import Pending, Writer
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,10 @@ class _Stop(Exception):
     def __init__(self, reason: str, detail: str = "") -> None:
         self.reason = reason
         self.detail = detail
+
+
+_Build = tuple[Callable[[Transaction], None], int]
+"""An append of the attempt and the number of items its page counts (0 for other events)."""
 
 
 @dataclass(slots=True)
@@ -125,7 +129,13 @@ class PairAttempt:
         self.count = 0
         self.pages = 0
         self.outstanding: list[str] = []
-        self._deferred: list[Callable[[Transaction], None]] = []
+        self._deferred: list[tuple[Callable[[Transaction], None], int]] = []
+        """Builds (with the items their pages count) waiting for the next commit."""
+        self._inflight: (
+            tuple[Pending[None], list[tuple[Callable[[Transaction], None], int]]] | None
+        ) = None
+        self._start_build: Callable[[Transaction], None] | None = None
+        self._snap = _Snapshot(0, None, [], [], 0, {})
         self._tally: RetryTally | None = None
         """The tally of the call in flight; no PAGE records it if the call ends the attempt."""
         self._pending = RetryTally()
@@ -142,33 +152,63 @@ class PairAttempt:
             {k: v for k, v in data.items() if v is not None},
         )
 
-    def _commit(self, build: Callable[[Transaction], None], *, defer: bool = False) -> None:
-        """Commit `build` together with whatever was deferred before it.
+    def _commit(
+        self, build: Callable[[Transaction], None], *, defer: bool = False, items: int = 0
+    ) -> None:
+        """Submit `build` together with whatever was deferred before it.
 
         START and a pass's exhausted page are deferred to the next commit (the first page, or
         the cursor decision and END): fewer fsyncs, and no state is ever visible that a crash
-        could not also leave behind.
+        could not also leave behind. A page's commit overlaps the fetch of the next page: the
+        attempt waits for it only before it submits again, so at most one commit of an attempt
+        is in flight and they land in order. The last commit (END) is waited for.
         """
-        self._deferred.append(build)
+        self._deferred.append((build, items))
         if defer:
             return
+        self._await_commit()
         builds, self._deferred = self._deferred, []
 
         def together(tx: Transaction) -> None:
-            for one in builds:
+            for one, _ in builds:
                 one(tx)
 
-        self.writer.commit(together)
+        self._inflight = (self.writer.submit(together), builds)
 
-    def _append(self, *events: NewEvent, defer: bool = False) -> None:
+    def _await_commit(self) -> None:
+        """Wait for the commit in flight; if it failed, forget what it carried and raise.
+
+        The pages it carried are not in the ledger, so they leave the attempt's count; a START
+        it carried is submitted again with whatever ends the attempt, so no END is without one.
+        """
+        if self._inflight is None:
+            return
+        pending, builds = self._inflight
+        self._inflight = None
+        try:
+            pending.wait()
+        except BaseException:
+            self.count -= sum(items for _, items in builds + self._deferred)
+            lost_start = [b for b in builds + self._deferred if b[0] is self._start_build]
+            self._deferred = lost_start
+            raise
+
+    def _append(self, *events: NewEvent, defer: bool = False) -> Callable[[Transaction], None]:
         def build(tx: Transaction) -> None:
             for event in events:
                 tx.append(event)
 
         self._commit(build, defer=defer)
+        return build
+
+    def _end(self, *events: NewEvent) -> None:
+        """Append what ends the attempt; return once it, and all before it, is durable."""
+        self._await_commit()
+        self._append(*events)
+        self._await_commit()
 
     def run(self) -> AttemptResult:
-        snap = self.writer.read(lambda s: _snapshot(s, self.service, self.subject))
+        snap = self._snap = self.writer.read(lambda s: _snapshot(s, self.service, self.subject))
         self.outstanding = list(snap.outstanding)
         self.attempt_no = snap.attempts + 1
         tally = self._tally = RetryTally()
@@ -192,6 +232,7 @@ class PairAttempt:
         self._start(snap, units)
         try:
             final = self._walk_all(snap, units)
+            self._await_commit()
         except _Stop as stop:
             return self._skip(stop.reason, stop.detail, cost=self._unrecorded())
         except (CollectorError, Stopped) as error:
@@ -203,7 +244,7 @@ class PairAttempt:
     def _start(self, snap: _Snapshot, units: list[str] | None) -> None:
         primary = CURSOR_KEYS.get(self.service, "")
         checkpoint = snap.checkpoint or {}
-        self._append(
+        self._start_build = self._append(
             self._event(
                 EventKind.START,
                 attempt=snap.attempts + 1,
@@ -411,7 +452,7 @@ class PairAttempt:
                         )
                     )
 
-        self._commit(build, defer=page.exhausted)
+        self._commit(build, defer=page.exhausted, items=len(page.items))
 
     def _finish(self, snap: _Snapshot, final: Mapping[str, str]) -> AttemptResult:
         previous = snap.cursors.get(None, {})
@@ -429,13 +470,19 @@ class PairAttempt:
         events.append(
             self._event(EventKind.END, ok=True, count=self.count, partial=False, exhausted=True)
         )
-        self._append(*events)
+        try:
+            self._end(*events)
+        except Exception as error:
+            return self._fail(snap, _refused(error))
         return AttemptResult(self.service, self.subject, "COMPLETE", self.count)
 
     def _skip(
         self, reason: str, detail: str = "", cost: dict[str, int] | None = None
     ) -> AttemptResult:
-        self._append(
+        refused = self._settle()
+        if refused is not None:
+            return self._fail(self._snap, refused)
+        self._end(
             self._event(EventKind.CURSOR_SKIP, reason=reason),
             self._event(
                 EventKind.END,
@@ -455,7 +502,16 @@ class PairAttempt:
         tally, self._tally = self._tally, None
         return self._take_pending(tally)
 
+    def _settle(self) -> Exception | None:
+        """Wait for the commit in flight; the reason it failed, as the attempt's error."""
+        try:
+            self._await_commit()
+        except Exception as error:
+            return _refused(error)
+        return None
+
     def _fail(self, snap: _Snapshot, error: Exception, *, reason: str = "error") -> AttemptResult:
+        error = self._settle() or error
         if isinstance(error, Stopped):
             return self._skip("interrupted", cost=self._unrecorded())
         err = error.error_class if isinstance(error, CollectorError) else "Internal"
@@ -488,8 +544,13 @@ class PairAttempt:
                     },
                 )
             )
-        self._append(*events)
+        self._end(*events)
         return AttemptResult(self.service, self.subject, f"ERR:{err}", self.count, err)
+
+
+def _refused(error: Exception) -> Internal:
+    """A commit that failed (a page the sink refuses, a disk error) as the attempt's error."""
+    return Internal(f"the ledger refused an append: {type(error).__name__}: {error}")
 
 
 def _check_progress(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -103,7 +104,12 @@ def _quote(name: str) -> str:
 
 
 def ensure_item_tables(conn: sqlite3.Connection) -> None:
-    """Create the four item tables if they do not exist (idempotent; no commit)."""
+    """Create the four item tables if they do not exist (idempotent; no commit).
+
+    They stay rowid tables: new rows append to the table's last page and only the small key
+    index takes random inserts; WITHOUT ROWID (measured in `bench/append.py`) spreads the wide
+    rows over more pages per commit.
+    """
     for service, table in ITEM_TABLES.items():
         columns = "".join(f",\n  {_quote(name)} {kind}" for name, kind in COLUMNS[service].items())
         conn.execute(
@@ -130,14 +136,15 @@ def write_items(
     rows = _existing_rows(conn, table, columns, subject, [item.id for item in items])
     writes: dict[str, dict[str, Any]] = {}
     counts = {"inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0}
+    blank = dict.fromkeys(columns)
     for item in items:
         fields = _normalise(service, item)
         before = rows.get(item.id)
         if item.deleted:
-            after = {**(before or dict.fromkeys(columns)), **fields, "deleted": 1}
+            after = {**(before or blank), **fields, "deleted": 1}
             outcome = "unchanged" if before is not None and before["deleted"] else "deleted"
         else:
-            after = {**dict.fromkeys(columns), **fields, "deleted": 0}
+            after = {**blank, **fields, "deleted": 0}
             outcome = "inserted" if before is None else "updated"
             if after == before:
                 outcome = "unchanged"
@@ -146,18 +153,37 @@ def write_items(
         counts[outcome] += 1
         rows[item.id] = after
     if writes:
-        names = ["subject_email", "id", *columns, "deleted", "last_seq"]
-        updates = ", ".join(f"{_quote(n)} = excluded.{_quote(n)}" for n in names[2:])
         conn.executemany(
-            f"INSERT INTO {_quote(table)} ({', '.join(map(_quote, names))}) "
-            f"VALUES ({', '.join('?' * len(names))}) "
-            f"ON CONFLICT (subject_email, id) DO UPDATE SET {updates}",
+            _UPSERT[service],
             [
                 (subject, item_id, *(row[n] for n in columns), row["deleted"], seq)
                 for item_id, row in writes.items()
             ],
         )
     return WriteStats(fetched=len(items), **counts)
+
+
+def _upsert_sql(service: str) -> str:
+    table, columns = ITEM_TABLES[service], COLUMNS[service]
+    names = ["subject_email", "id", *columns, "deleted", "last_seq"]
+    updates = ", ".join(f"{_quote(n)} = excluded.{_quote(n)}" for n in names[2:])
+    return (
+        f"INSERT INTO {_quote(table)} ({', '.join(map(_quote, names))}) "
+        f"VALUES ({', '.join('?' * len(names))}) "
+        f"ON CONFLICT (subject_email, id) DO UPDATE SET {updates}"
+    )
+
+
+_UPSERT = {service: _upsert_sql(service) for service in ITEM_TABLES}
+"""Each service's upsert statement, built once (a page of items is written per call)."""
+
+
+@lru_cache(maxsize=256)
+def _select_sql(table: str, names: tuple[str, ...], ids: int) -> str:
+    """The lookup of `ids` ids; cached per size, so SQLite's statement cache can reuse it."""
+    selected = ", ".join(_quote(name) for name in ["id", *names])
+    marks = ", ".join("?" * ids)
+    return f"SELECT {selected} FROM {_quote(table)} WHERE subject_email = ? AND id IN ({marks})"
 
 
 def _existing_rows(
@@ -170,15 +196,10 @@ def _existing_rows(
     """The stored rows of these ids, as {id: {column: value, "deleted": 0|1}}."""
     wanted = list(dict.fromkeys(ids))
     names = [*columns, "deleted"]
-    selected = ", ".join(_quote(name) for name in ["id", *names])
     rows: dict[str, dict[str, Any]] = {}
     for start in range(0, len(wanted), _SELECT_CHUNK):
         chunk = wanted[start : start + _SELECT_CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        cursor = conn.execute(
-            f"SELECT {selected} FROM {_quote(table)} WHERE subject_email = ? AND id IN ({marks})",
-            [subject, *chunk],
-        )
+        cursor = conn.execute(_select_sql(table, tuple(names), len(chunk)), [subject, *chunk])
         for found in cursor:
             rows[found[0]] = dict(zip(names, found[1:], strict=True))
     return rows
@@ -187,15 +208,26 @@ def _existing_rows(
 def _normalise(service: str, item: Item) -> dict[str, Any]:
     """The item's fields as SQLite stores them, so a re-read compares equal; Internal if unknown."""
     columns = COLUMNS[service]
-    unknown = sorted(set(item.fields) - set(columns))
-    if unknown:
+    fields = item.fields
+    if not fields.keys() <= columns.keys():
+        unknown = sorted(fields.keys() - columns.keys())
         raise Internal(
             f"{service} item {item.id} has fields that are not columns of "
             f"{ITEM_TABLES[service]}: {', '.join(unknown)}"
         )
-    return {
-        name: _to_sql(service, item.id, name, columns[name], v) for name, v in item.fields.items()
-    }
+    stored: dict[str, Any] = {}
+    for name, value in fields.items():
+        kind = columns[name]
+        # the common cases first: a page has tens of items with about ten fields each
+        if value is None or type(value) is _NATIVE.get(kind):
+            stored[name] = value
+        else:
+            stored[name] = _to_sql(service, item.id, name, kind, value)
+    return stored
+
+
+_NATIVE: Mapping[str, type] = {"TEXT": str, "INTEGER": int}
+"""Values of these exact types are stored as they are (bool is not int here: it converts)."""
 
 
 def _to_sql(service: str, item_id: str, name: str, kind: str, value: Any) -> Any:

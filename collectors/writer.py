@@ -1,10 +1,12 @@
 """The one writer of a run: every append goes through it.
 
-Workers fetch concurrently and hand their appends to `Writer.commit`, which blocks until they are
-durable. A writer thread takes whatever appends are waiting and commits them in one transaction
-(group commit), so sixteen workers do not queue behind sixteen fsyncs. With one worker there is one
-append per transaction, in the worker's order, so the ledger is deterministic. The SWEEP lines
-print after each commit, in seq order.
+Workers fetch concurrently and hand their appends to `Writer.submit`, which returns a `Pending`
+at once, or to `Writer.commit`, which blocks until the append is durable. A writer thread takes
+whatever appends are waiting and commits them in one transaction (group commit), so sixteen
+workers do not queue behind sixteen fsyncs, and a worker can fetch its next page while its last
+one commits. Appends commit in the order they were submitted. With one worker there is no writer
+thread: each append commits inline, in the worker's order, so the ledger is deterministic. The
+SWEEP lines print after each commit, in seq order.
 """
 
 from __future__ import annotations
@@ -38,12 +40,21 @@ def _crash_hook() -> int | None:
 
 
 @dataclass(slots=True)
-class _Append(Generic[T]):
+class Pending(Generic[T]):
+    """One submitted append; `wait` returns once it is durable (or raises why it is not)."""
+
     build: Callable[[Transaction], T]
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     events: list[Event] = field(default_factory=list)
     error: BaseException | None = None
+
+    def wait(self) -> tuple[T, list[Event]]:
+        """Its result and the events it appended, once committed."""
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.result, self.events
 
 
 class Writer:
@@ -61,8 +72,8 @@ class Writer:
         self.projector = projector
         self.streams = list(streams)
         self.on_commit = on_commit
-        self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[_Append[Any] | None] = queue.SimpleQueue()
+        self._transaction_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[Pending[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.appended = 0
         self.crash_after = _crash_hook()
@@ -79,22 +90,29 @@ class Writer:
             self._thread.join()
             self._thread = None
 
-    def commit(self, build: Callable[[Transaction], T]) -> tuple[T, list[Event]]:
-        """Run `build` inside a transaction and return once it is durable: its result and the
-        events it appended."""
-        request: _Append[T] = _Append(build)
+    def submit(self, build: Callable[[Transaction], T]) -> Pending[T]:
+        """Queue `build` to run inside a transaction after everything submitted before it.
+
+        Without the writer thread it commits before returning; either way `wait()` on the result
+        says when it is durable.
+        """
+        request: Pending[T] = Pending(build)
         if self._thread is None:
             self._commit_group([request])
         else:
             self._queue.put(request)
-            request.done.wait()
-        if request.error is not None:
-            raise request.error
-        return request.result, request.events
+        return request
+
+    def commit(self, build: Callable[[Transaction], T]) -> tuple[T, list[Event]]:
+        """Run `build` inside a transaction and return once it is durable: its result and the
+        events it appended."""
+        return self.submit(build).wait()
 
     def read(self, look: Callable[[State], T]) -> T:
-        """Look at the projection state without racing an append."""
-        with self._lock:
+        """Look at the projection state without racing an append's fold (but without waiting
+        for a commit's fsync either: an attempt that starts reads its pair, which no commit in
+        flight touches)."""
+        with self.projector.lock:
             return look(self.projector.state)
 
     def _loop(self) -> None:
@@ -114,7 +132,7 @@ class Writer:
                 group.append(more)
             self._commit_group(group)
 
-    def _commit_group(self, group: list[_Append[Any]]) -> None:
+    def _commit_group(self, group: list[Pending[Any]]) -> None:
         try:
             self._transact(group)
         except Exception:
@@ -131,8 +149,8 @@ class Writer:
         for request in group:
             request.done.set()
 
-    def _transact(self, group: list[_Append[Any]]) -> None:
-        with self._lock:
+    def _transact(self, group: list[Pending[Any]]) -> None:
+        with self._transaction_lock:
             with self.store.transaction() as tx:
                 for request in group:
                     start = len(tx.events)
@@ -145,7 +163,7 @@ class Writer:
                 os._exit(CRASH_EXIT)
 
     def _emit(self, events: Sequence[Event]) -> None:
-        lines = [render(e) for e in events if e.kind in PAIR_PHASES]
+        lines = [render(e) for e in events if e.kind in PAIR_PHASES] if self.streams else []
         if lines:
             text = "\n".join(lines) + "\n"
             for stream in self.streams:

@@ -38,7 +38,8 @@ def subject_vector(
     started = complete = 0
     partial = open_ = False
     for service in active:
-        vector[f"pairs:{service}"] = 1
+        keys = _service_keys(service)
+        vector[keys.pairs] = 1
         row = pair(service, subject)
         if row is None:
             continue
@@ -47,20 +48,20 @@ def subject_vector(
         state = row.state
         if state == COMPLETE:
             complete += 1
-            vector[f"complete:{service}"] = 1
+            vector[keys.complete] = 1
         elif state == PARTIAL:
             partial = True
-            vector[f"partial:{service}"] = 1
+            vector[keys.partial] = 1
         elif state == IN_PROGRESS:
             open_ = True
-            vector[f"in_progress:{service}"] = 1
+            vector[keys.in_progress] = 1
         elif state.startswith(ERR_PREFIX):
             vector["errors_count"] = vector.get("errors_count", 0) + 1
-            vector[f"errors:{service}"] = 1
+            vector[keys.errors] = 1
         if row.exhausted:
-            vector[f"exhausted:{service}"] = 1
+            vector[keys.exhausted] = 1
         if row.items:
-            vector[f"items:{service}"] = row.items
+            vector[keys.items] = row.items
     if started == len(active):
         vector["attempted_count"] = 1
     if complete == len(active):
@@ -69,7 +70,31 @@ def subject_vector(
         vector["partial_subjects_count"] = 1
     if partial or open_:
         vector["partial_or_open_subjects"] = 1
-    return {k: v for k, v in vector.items() if v}
+    return vector
+
+
+@dataclass(frozen=True, slots=True)
+class _ServiceKeys:
+    pairs: str
+    complete: str
+    partial: str
+    in_progress: str
+    errors: str
+    exhausted: str
+    items: str
+
+
+_KEYS: dict[str, _ServiceKeys] = {}
+
+
+def _service_keys(service: str) -> _ServiceKeys:
+    """The counter names of one service, built once (a vector is computed per event)."""
+    keys = _KEYS.get(service)
+    if keys is None:
+        keys = _KEYS[service] = _ServiceKeys(
+            *(f"{name}:{service}" for name in _ServiceKeys.__slots__)
+        )
+    return keys
 
 
 def apply_difference(counters: dict[str, int], old: Vector, new: Vector) -> set[str]:

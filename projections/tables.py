@@ -7,6 +7,7 @@ and rebuilt from the events. `sweep check` compares them, row for row, with a fr
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ from sweepledger.ledger.events import Event, EventKind
 from .fold import State
 from .model import CursorRow, PairRow, RunRow, SweepInfo
 
-PROJECTION_VERSION = "3"
+PROJECTION_VERSION = "4"
 
 DDL = """
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -25,11 +26,11 @@ CREATE TABLE IF NOT EXISTS sweeps (
     source TEXT NOT NULL, services TEXT NOT NULL, roster_size INTEGER NOT NULL,
     options TEXT NOT NULL,
     closed TEXT, closed_seq INTEGER, closed_ts TEXT
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sweep_counters (
     sweep_id TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,
     PRIMARY KEY (sweep_id, key)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pair_state (
     service TEXT NOT NULL, subject TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER,
     items INTEGER, last_run_id TEXT, open_run_id TEXT, open_seq INTEGER, attempt_count INTEGER,
@@ -37,27 +38,29 @@ CREATE TABLE IF NOT EXISTS pair_state (
     last_detail TEXT, skip_reason TEXT, checkpoint TEXT, units_done TEXT, outstanding TEXT,
     permanent_failures INTEGER, updated_seq INTEGER,
     PRIMARY KEY (service, subject)
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS pair_state_problems ON pair_state (lower(subject), subject, service)
     WHERE state != 'COMPLETE';
 CREATE TABLE IF NOT EXISTS sync_cursor (
     service TEXT NOT NULL, subject TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (service, subject, key)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, sweep_id TEXT, status TEXT NOT NULL, reason TEXT, trigger TEXT,
     started_seq INTEGER, started_ts TEXT, ended_seq INTEGER, ended_ts TEXT, last_seq INTEGER,
     last_ts TEXT, pid INTEGER, host TEXT, argv TEXT, options TEXT, counters TEXT,
     by_service TEXT
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_seq);
 CREATE INDEX IF NOT EXISTS sweeps_by_open ON sweeps (opened_seq);
 CREATE TABLE IF NOT EXISTS operator_flags (
     subject TEXT NOT NULL, service TEXT NOT NULL, flag TEXT NOT NULL, reason TEXT,
     PRIMARY KEY (subject, service, flag)
-);
-CREATE TABLE IF NOT EXISTS projection_state (key TEXT PRIMARY KEY, value TEXT);
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS projection_state (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
 """
+"""WITHOUT ROWID: each table is one b-tree keyed by its primary key, so a changed row dirties one
+page where a rowid table also rewrites its primary-key index (every page is fsynced per commit)."""
 
 TABLES = (
     "sweeps",
@@ -198,27 +201,56 @@ def ensure_tables(conn: sqlite3.Connection) -> bool:
     return fresh
 
 
+def _upsert(table: str, columns: Sequence[str], keys: int, fixed: Sequence[str] = ()) -> str:
+    """INSERT of a whole row that updates the non-key columns of an existing one in place.
+
+    Unlike INSERT OR REPLACE it does not delete and reinsert the row, so indexes on columns
+    that did not change (and the `fixed` columns, never updated) are not rewritten.
+    """
+    changing = [c for c in columns[keys:] if c not in fixed]
+    return (
+        f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({', '.join(columns[:keys])}) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in changing)
+    )
+
+
+PAIR_COLUMNS = (
+    "service", "subject", "state", "attempts", "items", "last_run_id", "open_run_id", "open_seq",
+    "attempt_count", "last_page_exhausted", "exhausted", "interrupted", "last_err",
+    "last_detail", "skip_reason", "checkpoint", "units_done", "outstanding",
+    "permanent_failures", "updated_seq",
+)  # fmt: skip
+RUN_COLUMNS = (
+    "run_id", "sweep_id", "status", "reason", "trigger", "started_seq", "started_ts",
+    "ended_seq", "ended_ts", "last_seq", "last_ts", "pid", "host", "argv", "options", "counters",
+    "by_service",
+)  # fmt: skip
+SWEEP_COLUMNS = (
+    "sweep_id", "opened_seq", "opened_ts", "source", "services", "roster_size", "options",
+    "closed", "closed_seq", "closed_ts",
+)  # fmt: skip
+UPSERT_PAIR = _upsert("pair_state", PAIR_COLUMNS, 2)
+UPSERT_RUN = _upsert("runs", RUN_COLUMNS, 1, fixed=("started_seq",))
+UPSERT_SWEEP = _upsert("sweeps", SWEEP_COLUMNS, 1, fixed=("opened_seq",))
+UPSERT_COUNTER = _upsert("sweep_counters", ("sweep_id", "key", "value"), 2)
+UPSERT_CURSOR = _upsert("sync_cursor", ("service", "subject", "key", "value"), 3)
+UPSERT_META = _upsert("projection_state", ("key", "value"), 1)
+
+
 def write_dirty(conn: sqlite3.Connection, state: State) -> None:
     """Write the rows the last events changed, then forget them."""
     if state.pairs_reset:
         conn.execute("DELETE FROM pair_state")
     if state.dirty_pairs:
-        conn.executemany(
-            f"INSERT OR REPLACE INTO pair_state VALUES ({','.join('?' * 20)})",
-            [pair_row(state.pairs[k]) for k in state.dirty_pairs],
-        )
+        conn.executemany(UPSERT_PAIR, [pair_row(state.pairs[k]) for k in state.dirty_pairs])
     sweep = state.sweep
     if state.dirty_sweep and sweep is not None:
-        conn.execute(
-            f"INSERT OR REPLACE INTO sweeps VALUES ({','.join('?' * 10)})", sweep_row(sweep)
-        )
+        conn.execute(UPSERT_SWEEP, sweep_row(sweep))
     if state.dirty_counters and sweep is not None:
         present = [k for k in state.dirty_counters if k in state.counters]
         gone = [k for k in state.dirty_counters if k not in state.counters]
-        conn.executemany(
-            "INSERT OR REPLACE INTO sweep_counters VALUES (?, ?, ?)",
-            [(sweep.sweep_id, k, state.counters[k]) for k in present],
-        )
+        conn.executemany(UPSERT_COUNTER, [(sweep.sweep_id, k, state.counters[k]) for k in present])
         conn.executemany(
             "DELETE FROM sweep_counters WHERE sweep_id = ? AND key = ?",
             [(sweep.sweep_id, k) for k in gone],
@@ -228,34 +260,24 @@ def write_dirty(conn: sqlite3.Connection, state: State) -> None:
         if cursor is None:
             conn.execute("DELETE FROM sync_cursor WHERE service=? AND subject=? AND key=?", key)
         else:
-            conn.execute(
-                "INSERT OR REPLACE INTO sync_cursor VALUES (?, ?, ?, ?)", (*key, cursor.value)
-            )
+            conn.execute(UPSERT_CURSOR, (*key, cursor.value))
     if state.dirty_runs:
-        conn.executemany(
-            f"INSERT OR REPLACE INTO runs VALUES ({','.join('?' * 17)})",
-            [run_row(state.runs[r]) for r in state.dirty_runs],
-        )
+        conn.executemany(UPSERT_RUN, [run_row(state.runs[r]) for r in state.dirty_runs])
     if state.dirty_flags:
         conn.execute("DELETE FROM operator_flags")
         conn.executemany("INSERT INTO operator_flags VALUES (?, ?, ?, ?)", flag_rows(state))
     rows = [("head", str(state.head)), ("head_ts", state.head_ts), ("head_hash", state.head_hash)]
     if state.dirty_heartbeat:
         rows.append(("heartbeat", _json(state.heartbeat)))
-    conn.executemany("INSERT OR REPLACE INTO projection_state VALUES (?, ?)", rows)
+    conn.executemany(UPSERT_META, rows)
     state.clear_dirty()
 
 
 def write_past_sweeps(conn: sqlite3.Connection, state: State) -> None:
     """The rows of every sweep before the latest (a rebuild writes them once)."""
     for sweep, counters in state.past_sweeps.values():
-        conn.execute(
-            f"INSERT OR REPLACE INTO sweeps VALUES ({','.join('?' * 10)})", sweep_row(sweep)
-        )
-        conn.executemany(
-            "INSERT OR REPLACE INTO sweep_counters VALUES (?, ?, ?)",
-            [(sweep.sweep_id, k, v) for k, v in counters.items()],
-        )
+        conn.execute(UPSERT_SWEEP, sweep_row(sweep))
+        conn.executemany(UPSERT_COUNTER, [(sweep.sweep_id, k, v) for k, v in counters.items()])
 
 
 def load_state(conn: sqlite3.Connection) -> State:
@@ -377,8 +399,14 @@ class Projector:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.state = load_state(conn)
+        self.lock = threading.Lock()
+        """Held while the state changes; readers in other threads (`Writer.read`) take it too."""
 
     def on_append(self, conn: sqlite3.Connection, events: Sequence[Event]) -> None:
+        with self.lock:
+            self._apply(conn, events)
+
+    def _apply(self, conn: sqlite3.Connection, events: Sequence[Event]) -> None:
         if events[0].seq != self.state.head + 1:
             self.state = load_state(conn)
         for event in events:

@@ -1,13 +1,115 @@
-"""Fixtures shared by every layer's tests: a ledger path and an opened ledger in a tmp folder."""
+"""Fixtures shared by every layer's tests: a ledger path, an opened ledger in a tmp folder, and
+the installed `sweep` command as the end-to-end tests run it.
+
+Test folders reach `SweepCommand` through the `sweep_command` fixture and wrap it in their own
+helpers (`cli`, `gcli`, `ops`, `quota_cli`): tests import no helper module, so pytest never needs
+the repository root on sys.path.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
 from sweepledger.ledger.store import SqliteStore
+
+ITEM_TABLES = ("gmail_messages", "calendar_events", "chat_messages", "drive_files")
+SETTINGS = ("SWEEP_DB", "SWEEP_SOURCE", "MAX_SECONDS_PER_RUN", "RUN_TO_COMPLETION", "AUTH_DEBUG")
+"""Environment settings the command reads; a test's run must not inherit the developer's."""
+
+
+class SweepCommand:
+    """The installed `sweep` command, run as a subprocess as an operator would run it, and plain
+    reads of the ledgers it writes."""
+
+    ITEM_TABLES = ITEM_TABLES
+
+    def __init__(self) -> None:
+        found = shutil.which("sweep")
+        assert found is not None, "the sweep command is not installed"
+        self.path = found
+
+    @staticmethod
+    def env(**extra: str) -> dict[str, str]:
+        """This process's environment without the command's own settings, plus `extra`."""
+        env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+        env.update(extra)
+        return env
+
+    def run(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `sweep ARGS...` to the end and capture its output."""
+        return subprocess.run(
+            [self.path, *args],
+            cwd=cwd,
+            env=env or self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def start(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        stdout: int | IO[Any] = subprocess.PIPE,
+        stderr: int | IO[Any] = subprocess.PIPE,
+    ) -> subprocess.Popen[str]:
+        """Start `sweep ARGS...` in the background; the caller waits for it and closes pipes."""
+        return subprocess.Popen(
+            [self.path, *args],
+            cwd=cwd,
+            env=env or self.env(),
+            text=True,
+            stdout=stdout,
+            stderr=stderr,
+        )
+
+    @staticmethod
+    def query(
+        db: Path, sql: str, params: Sequence[object] = (), *, readonly: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """Rows of one query; `readonly` never creates the file and never writes to it."""
+        target = f"{db.resolve().as_uri()}?mode=ro" if readonly else str(db)
+        conn = sqlite3.connect(target, uri=readonly)
+        try:
+            return [tuple(r) for r in conn.execute(sql, params)]
+        finally:
+            conn.close()
+
+    @staticmethod
+    def items(db: Path, table: str) -> set[tuple[Any, ...]]:
+        """Every row of an item table except the ledger position it was written at."""
+        conn = sqlite3.connect(db)
+        try:
+            cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+            keep = ", ".join(c for c in cols if c != "last_seq")
+            return {tuple(r) for r in conn.execute(f"SELECT {keep} FROM {table}")}
+        finally:
+            conn.close()
+
+    def snapshot(self, db: Path) -> dict[str, set[tuple[Any, ...]]]:
+        """Every item table's rows (what two sweeps of one workspace must agree on)."""
+        return {table: self.items(db, table) for table in ITEM_TABLES}
+
+
+@pytest.fixture(scope="session")
+def sweep_command() -> SweepCommand:
+    return SweepCommand()
 
 
 @pytest.fixture

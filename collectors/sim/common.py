@@ -11,6 +11,7 @@ import base64
 import hashlib
 import random
 import re
+import time
 from collections.abc import Container
 from datetime import UTC, datetime
 
@@ -53,7 +54,9 @@ def window(generation: int) -> tuple[int, int]:
 def rfc3339(us: int, digits: int = 3) -> str:
     """Render microseconds since the epoch as RFC 3339 UTC with `digits` fractional digits and Z."""
     seconds, micros = divmod(us, SECOND_US)
-    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    # time.gmtime + strftime: the same text as datetime's, at a third of the cost (pages of
+    # items render thousands of these)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
     if digits:
         text += "." + f"{micros:06d}"[:digits]
     return text + "Z"

@@ -8,13 +8,10 @@ read the emulator's request counts and switch the workspace it serves.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
-import sqlite3
 import subprocess
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,27 +21,6 @@ import pytest
 from sweepledger.collectors.emulator.server import Emulator as EmulatorApp
 from sweepledger.collectors.emulator.server import EmulatorServer
 from sweepledger.collectors.emulator.tokens import ServiceAccount
-
-SWEEP = shutil.which("sweep")
-ITEM_TABLES = ("gmail_messages", "calendar_events", "chat_messages", "drive_files")
-SERVICES = ("gmail", "calendar", "chat", "drive")
-
-
-def sweep_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k
-        not in (
-            "SWEEP_DB",
-            "SWEEP_SOURCE",
-            "MAX_SECONDS_PER_RUN",
-            "RUN_TO_COMPLETION",
-            "AUTH_DEBUG",
-        )
-    }
-    env.update(extra)
-    return env
 
 
 @dataclass
@@ -83,32 +59,27 @@ class Emulator:
 
 @dataclass
 class EmulatorFactory:
+    command: Any
+    """The `sweep_command` fixture: `sweep emulate` is started through it."""
     base: Path
     started: list[Emulator] = field(default_factory=list)
 
     def __call__(self, workspace: str, *extra: str) -> Emulator:
-        assert SWEEP is not None, "the sweep command is not installed"
         folder = self.base / f"emulator{len(self.started)}"
         folder.mkdir()
         key = folder / "key.json"
         err = folder / "stderr.log"
         with err.open("w") as stderr:
-            process = subprocess.Popen(
-                [
-                    SWEEP,
-                    "emulate",
-                    "--workspace",
-                    workspace,
-                    "--port",
-                    "0",
-                    "--credentials-out",
-                    str(key),
-                    *extra,
-                ],
-                stdout=subprocess.PIPE,
+            process = self.command.start(
+                "emulate",
+                "--workspace",
+                workspace,
+                "--port",
+                "0",
+                "--credentials-out",
+                str(key),
+                *extra,
                 stderr=stderr,
-                text=True,
-                env=sweep_env(),
             )
         lines = [process.stdout.readline() for _ in range(3)] if process.stdout else []
         fields = dict(line.strip().split(": ", 1) for line in lines[1:] if ": " in line)
@@ -136,9 +107,9 @@ class EmulatorFactory:
 
 
 @pytest.fixture
-def emulators(tmp_path: Path) -> Iterator[EmulatorFactory]:
+def emulators(tmp_path: Path, sweep_command: Any) -> Iterator[EmulatorFactory]:
     """Start emulators with `emulators(SIM_URL)`; every one is stopped after the test."""
-    factory = EmulatorFactory(tmp_path)
+    factory = EmulatorFactory(sweep_command, tmp_path)
     try:
         yield factory
     finally:
@@ -146,9 +117,11 @@ def emulators(tmp_path: Path) -> Iterator[EmulatorFactory]:
 
 
 @pytest.fixture(scope="module")
-def module_emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorFactory]:
+def module_emulators(
+    tmp_path_factory: pytest.TempPathFactory, sweep_command: Any
+) -> Iterator[EmulatorFactory]:
     """The same, shared by the tests of one module (for read-only use of one workspace)."""
-    factory = EmulatorFactory(tmp_path_factory.mktemp("emulators"))
+    factory = EmulatorFactory(sweep_command, tmp_path_factory.mktemp("emulators"))
     try:
         yield factory
     finally:
@@ -182,79 +155,32 @@ def inproc_emulator(
             running.stop()
 
 
-def sweep(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """Run `sweep ARGS...` and capture its output."""
-    assert SWEEP is not None, "the sweep command is not installed"
-    return subprocess.run(
-        [SWEEP, *args],
-        cwd=cwd,
-        env=env or sweep_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def query(db: Path, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return [tuple(r) for r in conn.execute(sql, params)]
-    finally:
-        conn.close()
-
-
-def items(db: Path, table: str) -> set[tuple[Any, ...]]:
-    """Every row of an item table except the ledger position it was written at."""
-    conn = sqlite3.connect(db)
-    try:
-        cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] != "last_seq"]
-        return {tuple(r) for r in conn.execute(f"SELECT {', '.join(cols)} FROM {table}")}
-    finally:
-        conn.close()
-
-
-def start_sweep(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """Start `sweep ARGS...` in the background (for kill tests); output is discarded."""
-    assert SWEEP is not None, "the sweep command is not installed"
-    return subprocess.Popen(
-        [SWEEP, *args],
-        cwd=cwd,
-        env=env or sweep_env(),
-        text=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 class GoogleCLI:
-    """The helpers above, handed to tests as the `gcli` fixture (tests import no helper module,
-    so pytest never needs the repository root on sys.path)."""
+    """The `sweep_command` helpers plus what the Google tests add, as the `gcli` fixture."""
 
-    run = staticmethod(sweep)
-    start = staticmethod(start_sweep)
-    query = staticmethod(query)
-    items = staticmethod(items)
-    env = staticmethod(sweep_env)
-    ITEM_TABLES = ITEM_TABLES
-    SERVICES = SERVICES
+    def __init__(self, command: Any) -> None:
+        self.command = command
+        self.run = command.run
+        self.query = command.query
+        self.env = command.env
+        self.snapshot = command.snapshot
+        self.ITEM_TABLES = command.ITEM_TABLES
 
-    @staticmethod
-    def snapshot(db: Path) -> dict[str, set[tuple[Any, ...]]]:
-        return {table: items(db, table) for table in ITEM_TABLES}
+    def start(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> Any:
+        """Start `sweep ARGS...` in the background (for kill tests); output is discarded."""
+        return self.command.start(
+            *args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
 
-    @staticmethod
-    def sim_sweep(folder: Path, *urls: str) -> Path:
+    def sim_sweep(self, folder: Path, *urls: str) -> Path:
         """A reference: `sweep run --exhaust` of each sim:// URL in turn, into folder/sweep.db."""
         folder.mkdir(parents=True, exist_ok=True)
         for url in urls:
-            done = sweep("run", "--exhaust", "--quiet", "--source", url, cwd=folder)
+            done = self.run("run", "--exhaust", "--quiet", "--source", url, cwd=folder)
             assert done.returncode == 0, done.stderr[-2000:]
         return folder / "sweep.db"
 
 
 @pytest.fixture(scope="session")
-def gcli() -> GoogleCLI:
-    return GoogleCLI()
+def gcli(sweep_command: Any) -> GoogleCLI:
+    return GoogleCLI(sweep_command)

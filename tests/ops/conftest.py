@@ -7,8 +7,6 @@ because `filterwarnings = error` turns a leaked pipe into a failure.
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -21,7 +19,6 @@ from typing import Any
 import orjson
 import pytest
 
-SWEEP = shutil.which("sweep")
 ITEM_TABLES = {
     "gmail": "gmail_messages",
     "calendar": "calendar_events",
@@ -30,41 +27,23 @@ ITEM_TABLES = {
 }
 
 
-def sweep_env() -> dict[str, str]:
-    drop = ("SWEEP_DB", "SWEEP_SOURCE", "MAX_SECONDS_PER_RUN", "RUN_TO_COMPLETION")
-    return {k: v for k, v in os.environ.items() if k not in drop}
-
-
 class Ops:
     """What the tests do to and read from a ledger."""
 
     ITEM_TABLES = ITEM_TABLES
 
-    def __init__(self) -> None:
+    def __init__(self, command: Any) -> None:
+        self.command = command
+        """The `sweep_command` fixture (tests/conftest.py)."""
         self.procs: list[subprocess.Popen[str]] = []
 
     def run(self, *args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        assert SWEEP is not None, "the sweep command is not installed"
-        return subprocess.run(
-            [SWEEP, *args],
-            cwd=cwd,
-            env=sweep_env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        done: subprocess.CompletedProcess[str] = self.command.run(*args, cwd=cwd, timeout=timeout)
+        return done
 
     def start(self, *args: str, cwd: Path) -> subprocess.Popen[str]:
-        assert SWEEP is not None, "the sweep command is not installed"
-        proc = subprocess.Popen(
-            [SWEEP, *args],
-            cwd=cwd,
-            env=sweep_env(),
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        """Start `sweep ARGS...`; `cleanup` kills it if the test did not wait for it."""
+        proc: subprocess.Popen[str] = self.command.start(*args, cwd=cwd)
         self.procs.append(proc)
         return proc
 
@@ -78,13 +57,10 @@ class Ops:
                 proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=10)
 
-    @staticmethod
-    def query(db: Path, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            return [tuple(r) for r in conn.execute(sql, params)]
-        finally:
-            conn.close()
+    def query(self, db: Path, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Read-only: polling a ledger a run is writing must not create or change it."""
+        rows: list[tuple[Any, ...]] = self.command.query(db, sql, params, readonly=True)
+        return rows
 
     @staticmethod
     def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
@@ -150,8 +126,8 @@ class Ops:
 
 
 @pytest.fixture
-def ops() -> Iterator[Ops]:
-    helper = Ops()
+def ops(sweep_command: Any) -> Iterator[Ops]:
+    helper = Ops(sweep_command)
     try:
         yield helper
     finally:
@@ -159,8 +135,8 @@ def ops() -> Iterator[Ops]:
 
 
 @pytest.fixture(scope="module")
-def module_ops() -> Iterator[Ops]:
-    helper = Ops()
+def module_ops(sweep_command: Any) -> Iterator[Ops]:
+    helper = Ops(sweep_command)
     try:
         yield helper
     finally:

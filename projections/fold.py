@@ -60,6 +60,8 @@ def owns(part: Bounds | None, subject: object) -> bool:
     return (low is None or subject >= low) and (high is None or subject < high)
 
 
+VECTOR_CACHE = 4096
+"""Subjects whose vectors the write-through fold keeps (far more than the pairs in flight)."""
 _PAGE_COUNTER_FIELDS = tuple(name for name in RUN_COUNTER_FIELDS if name != "fetched")
 """What a PAGE adds to its run besides "fetched" (its count, added first as it is listed)."""
 
@@ -93,6 +95,10 @@ class State:
         self.blocked: dict[tuple[str, str | None], str] = {}
         self.paused: dict[str, str] = {}
         self.heartbeat: dict[str, Any] | None = None
+        self._vectors: dict[str, Vector] = {}
+        """Incremental mode: the vectors of the subjects changed lately, as `_retally` left
+        them, so an event's "before" is not computed again (a page changes its subject twice:
+        the vector before and after)."""
         self._pending_checkpoints: dict[PairKey, dict[str, Any]] = {}
         """Bulk mode only: the data of each pair's latest PAGE whose checkpoint `settle` has
         not yet built (most pages are followed by another, so building each one is waste)."""
@@ -233,6 +239,7 @@ class State:
         )
         self._roster_set = set(self.sweep.roster)
         self.pairs = {}
+        self._vectors.clear()
         self._pending_checkpoints = {}
         self.pairs_reset = True
         self.dirty_pairs.clear()
@@ -244,14 +251,24 @@ class State:
             self._counters_stale = True
 
     def _before(self, subject: str) -> Vector | None:
-        """The subject's contribution before an event changes it (incremental mode only)."""
-        return self.vector(subject) if self.incremental else None
+        """The subject's contribution before an event changes it (incremental mode only): the
+        one `_retally` left, or computed now for a subject not seen lately."""
+        if not self.incremental:
+            return None
+        cached = self._vectors.get(subject)
+        return self.vector(subject) if cached is None else cached
 
     def _retally(self, subject: str, old: Vector | None) -> None:
         if old is None:
             self._counters_stale = True
             return
-        self.dirty_counters |= apply_difference(self.counters, old, self.vector(subject))
+        new = self.vector(subject)
+        self.dirty_counters |= apply_difference(self.counters, old, new)
+        vectors = self._vectors
+        vectors.pop(subject, None)
+        vectors[subject] = new
+        if len(vectors) > VECTOR_CACHE:
+            del vectors[next(iter(vectors))]  # the subject touched longest ago
 
     def _operator_flag(self, event: Event) -> None:
         subject = str(event.subject or event.data["subject"])

@@ -108,7 +108,10 @@ def test_valid_ledger_with_tables_checks_clean_split(tmp_path: Path) -> None:
     try:
         store.append(news)
         assert check_store(store, live, parts=3).violations == []
-        store.conn.execute("UPDATE pair_state SET items = items + 1 WHERE rowid = 1")
+        store.conn.execute(
+            "UPDATE pair_state SET items = items + 1 "
+            "WHERE (service, subject) IN (SELECT service, subject FROM pair_state LIMIT 1)"
+        )
         split = [str(v) for v in check_store(store, live, parts=3).violations]
         assert split == [str(v) for v in check_store(store, live, parts=1).violations]
         assert len(split) == 1 and "pair_state" in split[0]

@@ -95,6 +95,9 @@ class State:
         self.blocked: dict[tuple[str, str | None], str] = {}
         self.paused: dict[str, str] = {}
         self.heartbeat: dict[str, Any] | None = None
+        self._touched: dict[str, Vector] = {}
+        """Incremental mode: subjects changed since the counters were last settled, with the
+        vector each had before its first change."""
         self._vectors: dict[str, Vector] = {}
         """Incremental mode: the vectors of the subjects changed lately, as `_retally` left
         them, so an event's "before" is not computed again (a page changes its subject twice:
@@ -135,6 +138,8 @@ class State:
     @property
     def counters(self) -> dict[str, int]:
         """The latest sweep's figures: sums of every roster subject's `vector`."""
+        if self._touched:
+            self.settle_counters()
         if self._counters_stale:
             self._counters = self.recount()
             self._counters_stale = False
@@ -144,6 +149,7 @@ class State:
     def counters(self, value: dict[str, int]) -> None:
         self._counters = value
         self._counters_stale = False
+        self._touched = {}
 
     def recount(self) -> dict[str, int]:
         """The counters computed from nothing (what the incremental ones must always equal)."""
@@ -251,24 +257,36 @@ class State:
             self._counters_stale = True
 
     def _before(self, subject: str) -> Vector | None:
-        """The subject's contribution before an event changes it (incremental mode only): the
-        one `_retally` left, or computed now for a subject not seen lately."""
+        """Note the subject's contribution before an event changes it (incremental mode only):
+        the first change in a transaction keeps the vector it had, which `settle_counters`
+        compares with the vector after the last change; None in bulk mode."""
         if not self.incremental:
             return None
-        cached = self._vectors.get(subject)
-        return self.vector(subject) if cached is None else cached
+        touched = self._touched
+        if subject not in touched:
+            cached = self._vectors.get(subject)
+            touched[subject] = self.vector(subject) if cached is None else cached
+        return touched[subject]
 
     def _retally(self, subject: str, old: Vector | None) -> None:
         if old is None:
             self._counters_stale = True
-            return
-        new = self.vector(subject)
-        self.dirty_counters |= apply_difference(self.counters, old, new)
+
+    def settle_counters(self) -> None:
+        """Apply the changes of the subjects touched since the last call to the counters.
+
+        One vector per touched subject per transaction, however many of its events the
+        transaction holds; the `counters` property settles before it answers.
+        """
+        touched, self._touched = self._touched, {}
         vectors = self._vectors
-        vectors.pop(subject, None)
-        vectors[subject] = new
-        if len(vectors) > VECTOR_CACHE:
-            del vectors[next(iter(vectors))]  # the subject touched longest ago
+        for subject, old in touched.items():
+            new = self.vector(subject)
+            self.dirty_counters |= apply_difference(self._counters, old, new)
+            vectors.pop(subject, None)
+            vectors[subject] = new
+            if len(vectors) > VECTOR_CACHE:
+                del vectors[next(iter(vectors))]  # the subject touched longest ago
 
     def _operator_flag(self, event: Event) -> None:
         subject = str(event.subject or event.data["subject"])

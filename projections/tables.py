@@ -240,6 +240,7 @@ UPSERT_META = _upsert("projection_state", ("key", "value"), 1)
 
 def write_dirty(conn: sqlite3.Connection, state: State) -> None:
     """Write the rows the last events changed, then forget them."""
+    state.settle_counters()
     if state.pairs_reset:
         conn.execute("DELETE FROM pair_state")
     if state.dirty_pairs:
@@ -410,10 +411,10 @@ class Projector:
         if events[0].seq != self.state.head + 1:
             self.state = load_state(conn)
         for event in events:
-            if event.kind is EventKind.SWEEP_OPEN and (
-                self.state.dirty_sweep or self.state.dirty_counters
-            ):
-                # The closing sweep's row must be written before the new sweep replaces it.
-                write_dirty(conn, self.state)
+            if event.kind is EventKind.SWEEP_OPEN:
+                self.state.settle_counters()
+                if self.state.dirty_sweep or self.state.dirty_counters:
+                    # The closing sweep's rows must be written before the new sweep replaces it.
+                    write_dirty(conn, self.state)
             self.state.apply(event)
         write_dirty(conn, self.state)

@@ -125,6 +125,33 @@ def test_closing_and_opening_sweeps_in_one_append_keeps_the_old_sweep_row(
     assert closed == ("abandoned", first + 2)
 
 
+def test_pairs_finishing_in_the_append_that_opens_the_next_sweep_count_in_the_old_one(
+    db_path: Path,
+) -> None:
+    """A pair completes, its run ends and the next sweep opens (the old one left open), all in
+    one transaction: the old sweep's counters include that pair (the counters settle before the
+    new sweep opens)."""
+    rec = Recorder()
+    rec.run_start("run-1", "sweep-1")
+    rec.sweep_open([A, B], ["gmail"])
+    first = len(rec.news)
+    rec.complete("gmail", A, "100")
+    rec.run_end()
+    rec.run_start("run-2", "sweep-2")
+    rec.sweep_open([A, B], ["gmail"])
+    store, _ = open_for_writing(db_path, create=True)
+    with store:
+        store.append(rec.news[:first])
+        store.append(rec.news[first:])
+        assert_tables_match_rebuild(store)
+        old = dict(
+            store.conn.execute(
+                "SELECT key, value FROM sweep_counters WHERE sweep_id = 'sweep-1'"
+            ).fetchall()
+        )
+    assert old["complete:gmail"] == 1
+
+
 def test_a_rolled_back_append_leaves_tables_and_projector_in_step(db_path: Path) -> None:
     """An append that fails after the projector folded it leaves no trace in tables or state."""
     rec = Recorder()

@@ -28,7 +28,8 @@ def _print_json(value: Any) -> None:
     "--as-of",
     type=click.IntRange(min=0),
     default=None,
-    help="The status as it was after event SEQ (folds the events).",
+    help="The status as it was right after event SEQ (folds the events; ages and ETAs are "
+    "measured from that event's time).",
 )
 @translate_errors
 def status_command(db: str, as_json: bool, as_of: int | None) -> None:

@@ -21,6 +21,7 @@ from .attach import open_for_reading, projections_current, read_snapshot
 from .check import CheckResult, Violation, check_store
 from .completeness import completeness
 from .fold import State
+from .live import parse_ts
 from .parallel import fold_parallel
 from .status import StatusReport, build_report, gather_from_state, gather_from_tables
 
@@ -51,13 +52,17 @@ def read_status(db_path: str | Path, *, as_of: int | None = None) -> StatusRepor
                     gathered = gather_from_tables(store.conn)
                     live = before | live_run_ids(db_path)
                     return build_report(gathered, live_run_ids=live)
-        state = fold_store(store, as_of)
-        live = (
-            live_run_ids(db_path)
-            if as_of is None
-            else {r.run_id for r in state.runs.values() if r.status == "running"}
-        )
-        return build_report(gather_from_state(state), live_run_ids=live)
+        return folded_report(db_path, fold_store(store, as_of), as_of)
+
+
+def folded_report(db_path: str | Path, state: State, as_of: int | None) -> StatusReport:
+    """The report of a fold: of the ledger now, or as it stood right after event `as_of`, when
+    the runs open then were live and ages, rates and ETAs are measured from that event's time."""
+    if as_of is None:
+        return build_report(gather_from_state(state), live_run_ids=live_run_ids(db_path))
+    live = {r.run_id for r in state.runs.values() if r.status == "running"}
+    then = parse_ts(state.head_ts) if state.head_ts else None
+    return build_report(gather_from_state(state), live_run_ids=live, now=then)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +78,7 @@ def replay(db_path: str | Path, *, as_of: int | None = None) -> ReplayResult:
         started = time.perf_counter()
         state = fold_store(store, as_of)
         seconds = time.perf_counter() - started
-        live = (
-            live_run_ids(db_path)
-            if as_of is None
-            else {r.run_id for r in state.runs.values() if r.status == "running"}
-        )
-        report = build_report(gather_from_state(state), live_run_ids=live)
-        return ReplayResult(report, state.head, seconds)
+        return ReplayResult(folded_report(db_path, state, as_of), state.head, seconds)
 
 
 def check_ledger(db_path: str | Path, *, require_complete: bool = False) -> CheckResult:

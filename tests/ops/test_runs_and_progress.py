@@ -16,8 +16,9 @@ from sweepledger.collectors.retry import RetryPolicy
 from sweepledger.collectors.runner import RunOptions, SweepRunner
 from sweepledger.collectors.sim.source import SimSource
 from sweepledger.ledger.events import Event, EventKind
-from sweepledger.projections.api import check_ledger, read_status
-from sweepledger.projections.live import daemon_view, iso, live_progress
+from sweepledger.ledger.store import SqliteStore
+from sweepledger.projections.api import check_ledger, read_status, replay
+from sweepledger.projections.live import daemon_view, iso, live_progress, parse_ts
 from sweepledger.projections.model import RunRow
 from sweepledger.projections.runs import read_run, read_runs
 
@@ -96,6 +97,27 @@ def test_status_shows_the_live_runs_progress(tmp_path: Path) -> None:
     assert report.as_dict()["progress"] == progress
     assert detail["live"] is True and detail["status"] == "running"
     assert read_status(db).progress is None
+
+
+def test_status_as_of_a_past_event_measures_time_from_that_event(tmp_path: Path) -> None:
+    """Time travel shows the run as it stood right after the chosen event: live, its last event
+    0 s old, its elapsed time and ETA measured from that event's time, not from today."""
+    db = tmp_path / "sweep.db"
+    _runner(db).run()
+    with SqliteStore.open(db, readonly=True) as store:
+        seq, ts, started = store.conn.execute(
+            "SELECT e.seq, e.ts, s.ts FROM events e JOIN events s ON s.run_id = e.run_id "
+            "AND s.kind = 'RUN_START' WHERE e.kind = 'END' ORDER BY e.seq LIMIT 1"
+        ).fetchone()
+    for report in (read_status(db, as_of=seq), replay(db, as_of=seq).report):
+        progress = report.progress
+        assert report.verdict == "RUNNING"
+        assert progress["last_event_age_s"] == 0.0
+        expected = (parse_ts(ts) - parse_ts(started)).total_seconds()
+        assert progress["elapsed_s"] == round(expected, 1)
+        if progress["eta_at"] is not None:
+            assert parse_ts(progress["eta_at"]) >= parse_ts(ts)
+            assert parse_ts(progress["eta_at"]) < parse_ts(ts) + timedelta(hours=1)
 
 
 def _run_row(**counters: int) -> RunRow:

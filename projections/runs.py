@@ -14,7 +14,7 @@ from typing import Any
 
 from .api import live_run_ids
 from .attach import open_for_reading, projections_current, read_snapshot
-from .fold import fold
+from .bulk import fold_ledger
 from .live import seconds_between
 from .model import COMPLETE, RunRow
 from .tables import _unjson, run_from_row
@@ -153,7 +153,7 @@ def read_runs(db_path: str | Path, *, limit: int = HISTORY_LIMIT) -> list[dict[s
             )
             runs = [run_from_row(r) for r in rows]
         else:
-            state = fold(store.read())
+            state = fold_ledger(store.conn)
             runs = sorted(state.runs.values(), key=lambda r: r.started_seq, reverse=True)[:limit]
         live = before | live_run_ids(db_path)
     return [run_record(r, live=r.run_id in live, now=now) for r in runs]
@@ -169,7 +169,7 @@ def read_run(db_path: str | Path, run_id: str) -> dict[str, Any] | None:
             run = None if row is None else run_from_row(row)
             unfinished, total = _unfinished_from_tables(store.conn, run_id)
         else:
-            state = fold(store.read())
+            state = fold_ledger(store.conn)
             run = state.runs.get(run_id)
             pairs = sorted(
                 (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -118,6 +119,27 @@ def test_status_as_of_a_past_event_measures_time_from_that_event(tmp_path: Path)
         if progress["eta_at"] is not None:
             assert parse_ts(progress["eta_at"]) >= parse_ts(ts)
             assert parse_ts(progress["eta_at"]) < parse_ts(ts) + timedelta(hours=1)
+
+
+def test_run_history_folds_the_events_when_the_tables_are_of_another_version(
+    tmp_path: Path,
+) -> None:
+    """A reader never rebuilds tables: with projections of another version it folds the events,
+    and the history and a run's detail say the same as the tables did."""
+    db = tmp_path / "sweep.db"
+    SweepRunner(db, SimSource(SOURCE), RunOptions(SOURCE, ("gmail",), max_pages=1)).run()
+    run_id = read_runs(db)[0]["run_id"]
+    from_tables = (read_runs(db), read_run(db, run_id))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE meta SET value = 'other' WHERE key = 'projection_version'")
+
+    def without_ages(record: dict[str, Any] | None) -> dict[str, Any]:
+        return {k: v for k, v in (record or {}).items() if "age" not in k}
+
+    folded = (read_runs(db), read_run(db, run_id))
+    assert [without_ages(r) for r in folded[0]] == [without_ages(r) for r in from_tables[0]]
+    assert without_ages(folded[1]) == without_ages(from_tables[1])
+    assert folded[1] is not None and folded[1]["checkpoint"]["unfinished_pairs"] == 2
 
 
 def _run_row(**counters: int) -> RunRow:

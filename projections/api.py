@@ -84,8 +84,14 @@ def replay(db_path: str | Path, *, as_of: int | None = None) -> ReplayResult:
 def check_ledger(db_path: str | Path, *, require_complete: bool = False) -> CheckResult:
     """Integrity and invariants; with `require_complete`, the latest sweep must be COMPLETE."""
     with open_for_reading(db_path) as store:
-        live = live_run_ids(db_path)
-        result = check_store(store, live)
+        # One snapshot for every read (head, rows, tables), so a run appending meanwhile is not
+        # mistaken for tampering; the lock is probed before and after the snapshot starts, so a
+        # run that starts or ends meanwhile counts as live.
+        before = live_run_ids(db_path)
+        with read_snapshot(store):
+            store.head()  # the snapshot starts with the first read
+            live = before | live_run_ids(db_path)
+            result = check_store(store, live)
     if require_complete:
         state = result.state
         sweep = state.sweep

@@ -28,6 +28,7 @@ from sweepledger.ledger.schema import GUARD_TRIGGERS
 from sweepledger.ledger.store import SqliteStore
 from sweepledger.ledger.workers import collect, spawn, stop
 
+from .attach import read_snapshot
 from .bulk import gc_paused, step
 from .completeness import completeness
 from .fold import Bounds, State
@@ -70,8 +71,20 @@ def check_store(
     The chain is verified by `ParallelChain` (worker processes on a big ledger, see its
     defaults; `chain_workers` and `chain_range` override them) while the events are checked and
     folded up to the head seen at the start, in `parts` split by subject (default: the CPUs on
-    a big ledger, else one) of which this process takes the first.
+    a big ledger, else one) of which this process takes the first. Every read of this
+    connection sees one snapshot (`read_snapshot`), so rows appended meanwhile are not seen.
     """
+    with read_snapshot(store):
+        return _check_store(store, live_run_ids, chain_workers, chain_range, parts)
+
+
+def _check_store(
+    store: SqliteStore,
+    live_run_ids: Collection[str],
+    chain_workers: int | None,
+    chain_range: int | None,
+    parts: int | None,
+) -> CheckResult:
     missing = [t for t in GUARD_TRIGGERS if t not in store.triggers()]
     violations = [
         Violation(0, "guard", f"trigger {name} is missing: events could be changed")

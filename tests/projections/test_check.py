@@ -387,3 +387,32 @@ def test_tables_not_kept_by_the_projector_are_named(db_path: Path) -> None:
         (len(rec.news), "projection"),
         (len(rec.news), "anchor"),
     }
+
+
+def test_check_reads_one_snapshot_while_a_run_appends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events appended while check runs (here: between reading the events and reading the
+    projection tables) are not seen at all, so they are not reported as tampering."""
+    from sweepledger.projections import check as check_module
+
+    news, _ = valid_ledger(5)
+    every_run = {str(e.run_id) for e in news if e.run_id}
+    path = tmp_path / "ledger.db"
+    writer, _ = open_for_writing(path, create=True)
+    half = len(news) // 2
+    writer.append(news[:half])
+    reader = SqliteStore.open(path, readonly=True)
+    real = check_module.stored_rows
+
+    def a_run_appends_first(conn: object) -> object:
+        writer.append(news[half:])
+        return real(conn)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(check_module, "stored_rows", a_run_appends_first)
+    try:
+        assert [str(v) for v in check_store(reader, every_run).violations] == []
+        assert writer.head() == len(news)
+    finally:
+        reader.close()
+        writer.close()

@@ -73,13 +73,10 @@ class CalendarReader:
             if not sync_token:
                 raise Internal(f"GET {PATH}: the last page has no nextSyncToken")
             carry = cursor = {"syncToken": str(sync_token)}
-        return Page(
+        return tally.page(
             items=items,
             next_page_token=str(next_token) if next_token else None,
             exhausted=not next_token,
             cursor=cursor,
             carry=carry,
-            requests=tally.requests,
-            rate_limited=tally.rate_limited,
-            quota_units=tally.quota_units,
         )

@@ -96,15 +96,12 @@ class ChatReader:
             since = _parse(request.since, "since") if request.since else 0
             carry.setdefault(KEY, render_time(since, 6))
             cursor = {KEY: carry[KEY]}
-        return Page(
+        return tally.page(
             items=items,
             next_page_token=next_token,
             exhausted=next_token is None,
             cursor=cursor,
             carry=carry,
-            requests=tally.requests,
-            rate_limited=tally.rate_limited,
-            quota_units=tally.quota_units,
         )
 
     def _lower_bound(self, request: FetchRequest) -> int | None:

@@ -44,6 +44,7 @@ from sweepledger.collectors.google.responses import (
     error_for,
     parse_error_body,
 )
+from sweepledger.collectors.protocol import Item, Page
 
 KEY_FIELDS = ("type", "client_email", "private_key", "token_uri")
 USER_AGENT = "sweepledger-google/0.1"
@@ -77,6 +78,29 @@ class CallTally:
     def cost(self) -> Cost:
         with self._lock:
             return Cost(self.requests, self.rate_limited, self.quota_units)
+
+    def page(
+        self,
+        items: Sequence[Item],
+        next_page_token: str | None,
+        exhausted: bool,
+        cursor: Mapping[str, str],
+        carry: Mapping[str, str],
+        failed_ids: Sequence[str] = (),
+    ) -> Page:
+        """The page fetched, carrying what fetching it cost."""
+        cost = self.cost()
+        return Page(
+            items=items,
+            next_page_token=next_page_token,
+            exhausted=exhausted,
+            cursor=cursor,
+            carry=carry,
+            failed_ids=failed_ids,
+            requests=cost.requests,
+            rate_limited=cost.rate_limited,
+            quota_units=cost.quota_units,
+        )
 
 
 def metered(status: int, body: bytes) -> bool:

@@ -145,15 +145,12 @@ def _page(
             carry[TOKEN_KEY] = str(new_start)
         carry.setdefault(TIME_KEY, render_time(_parse(request.since) if request.since else 0, 3))
         cursor = {TIME_KEY: carry[TIME_KEY], TOKEN_KEY: carry[TOKEN_KEY]}
-    return Page(
+    return tally.page(
         items=items,
         next_page_token=next_token,
         exhausted=next_token is None,
         cursor=cursor,
         carry=carry,
-        requests=tally.requests,
-        rate_limited=tally.rate_limited,
-        quota_units=tally.quota_units,
     )
 
 

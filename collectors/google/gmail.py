@@ -128,16 +128,13 @@ class GmailReader:
         found, failed = self.fetcher.fetch(request.subject, ids, tally)
         carry = dict(request.carry)
         after_last_page = request.page_token is None and "historyId" in carry
-        return Page(
+        return tally.page(
             items=[found[i] for i in ids if i in found],
             next_page_token=request.page_token,
             exhausted=after_last_page,
             cursor={"historyId": carry["historyId"]} if after_last_page else {},
             carry=carry,
             failed_ids=failed,
-            requests=tally.requests,
-            rate_limited=tally.rate_limited,
-            quota_units=tally.quota_units,
         )
 
 
@@ -167,16 +164,13 @@ def _page(
     items: list[Item], failed: list[str], next_token: Any, carry: dict[str, str], tally: CallTally
 ) -> Page:
     exhausted = not next_token
-    return Page(
+    return tally.page(
         items=items,
         next_page_token=None if exhausted else str(next_token),
         exhausted=exhausted,
         cursor={"historyId": carry["historyId"]} if exhausted else {},
         carry=carry,
         failed_ids=failed,
-        requests=tally.requests,
-        rate_limited=tally.rate_limited,
-        quota_units=tally.quota_units,
     )
 
 

@@ -12,6 +12,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -116,6 +117,14 @@ def sweep_command() -> SweepCommand:
 def db_path(tmp_path: Path) -> Path:
     """Where a test's ledger lives (the file does not exist yet)."""
     return tmp_path / "ledger.db"
+
+
+@pytest.fixture
+def failing_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every worker process started from here on exits 1 at once, as a broken install would."""
+    false = shutil.which("false")
+    assert false is not None, "no `false` program to stand in for a broken interpreter"
+    monkeypatch.setattr(sys, "executable", false)
 
 
 @pytest.fixture

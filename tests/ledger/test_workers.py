@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,16 +11,6 @@ from sweepledger.ledger.events import EventKind, NewEvent
 from sweepledger.ledger.schema import GUARD_TRIGGERS
 from sweepledger.ledger.store import SqliteStore
 from sweepledger.ledger.workers import collect, spawn
-
-FALSE = shutil.which("false")
-
-
-@pytest.fixture
-def failing_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every worker started from here on exits 1 at once, as a broken install would."""
-    if FALSE is None:
-        pytest.skip("no `false` program to stand in for a broken interpreter")
-    monkeypatch.setattr(sys, "executable", FALSE)
 
 
 def test_a_worker_answers_on_stdout(tmp_path: Path) -> None:

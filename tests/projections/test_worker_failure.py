@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,16 +13,6 @@ from sweepledger.projections.parallel import fold_parallel
 from sweepledger.projections.tables import state_rows
 
 from .builder import valid_ledger
-
-FALSE = shutil.which("false")
-
-
-@pytest.fixture
-def failing_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every worker started from here on exits 1 at once, as a broken install would."""
-    if FALSE is None:
-        pytest.skip("no `false` program to stand in for a broken interpreter")
-    monkeypatch.setattr(sys, "executable", FALSE)
 
 
 @pytest.mark.usefixtures("failing_workers")

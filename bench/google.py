@@ -21,15 +21,10 @@ Run alone: `python bench/google.py [--quick]`; `bench/run_all.py` can call `main
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 # This file is named like Google's `google` namespace package (google-auth lives in it), and the
 # bench folder is first on sys.path: run alone, the folder is hidden until the real package is
@@ -52,6 +47,7 @@ else:
 from harness import Table, count, data_dir, scratch  # noqa: E402
 
 from sweepledger.collectors.emulator.calendar_api import starts_with_empty_page  # noqa: E402
+from sweepledger.collectors.emulator.control import EmulatorProcess  # noqa: E402
 from sweepledger.collectors.google.messages import DEFAULT_MODE, MODES  # noqa: E402
 from sweepledger.collectors.google.source import GoogleSource  # noqa: E402
 from sweepledger.collectors.runner import RunOptions, SweepRunner  # noqa: E402
@@ -68,57 +64,6 @@ SPACES = {
     "chat": "chat.",
     "drive": "drive.",
 }
-
-
-class EmulatorProcess:
-    """`sweep emulate` on a free port, stopped on exit."""
-
-    def __init__(self, workspace: str) -> None:
-        folder = data_dir() / "google"
-        folder.mkdir(exist_ok=True)
-        sweep = shutil.which("sweep")
-        assert sweep is not None, "install sweepledger first (the sweep command)"
-        self.process = subprocess.Popen(
-            [
-                sweep,
-                "emulate",
-                "--workspace",
-                workspace,
-                "--port",
-                "0",
-                "--credentials-out",
-                str(folder / "key.json"),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        lines = [self.process.stdout.readline().strip() for _ in range(3)]
-        self.url = lines[0].rsplit(" at ", 1)[1]
-        self.source = lines[2].split(": ", 1)[1]
-
-    def __enter__(self) -> EmulatorProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.terminate()
-        self.process.communicate(timeout=10)
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body else (b"" if method == "POST" else None)
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
-
-    def routes(self) -> dict[str, int]:
-        return dict(self._call("GET", "/_emulator/stats")["routes"])
-
-    def reset(self) -> None:
-        self._call("POST", "/_emulator/stats/reset")
-
-    def serve(self, workspace: str) -> None:
-        self._call("POST", "/_emulator/workspace", {"workspace": workspace})
 
 
 def pages(items: int) -> int:
@@ -221,7 +166,7 @@ def main(quick: bool) -> None:
     subjects = 6 if quick else 20
     base = f"sim://?subjects={subjects}&seed=1"
     gen1, gen2 = Workspace(subjects, 1, 1), Workspace(subjects, 1, 2)
-    with EmulatorProcess(base + "&latency_ms=20") as emulator:
+    with EmulatorProcess(base + "&latency_ms=20", data_dir() / "google") as emulator:
         table = Table(
             f"google: Gmail messages.get, batch vs concurrency ({subjects} subjects, "
             f"latency 20 ms, {WORKERS} workers)",
@@ -229,9 +174,9 @@ def main(quick: bool) -> None:
         )
         timing = {}
         for mode in MODES:
-            emulator.reset()
+            emulator.reset_stats()
             seconds = sweep(emulator.source, scratch(f"google-gmail-{mode}.db"), ("gmail",), mode)
-            routes = emulator.routes()
+            routes = emulator.stats()["routes"]
             _, http, _ = made(routes)
             gets = routes.get("gmail.users.messages.get", 0)
             timing[mode] = seconds
@@ -273,9 +218,9 @@ def main(quick: bool) -> None:
         ):
             if serve:
                 emulator.serve(serve)
-            emulator.reset()
+            emulator.reset_stats()
             seconds = sweep(emulator.source, db, SERVICES, DEFAULT_MODE)
-            calls, http, tokens = made(emulator.routes())
+            calls, http, tokens = made(emulator.stats()["routes"])
             ratio = sum(calls.values()) / sum(need.values())
             target = "1.00" if name == "incremental" else "-"
             table.add(

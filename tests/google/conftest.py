@@ -8,9 +8,7 @@ read the emulator's request counts and switch the workspace it serves.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,92 +16,30 @@ from typing import Any
 
 import pytest
 
+from sweepledger.collectors.emulator.control import EmulatorProcess
 from sweepledger.collectors.emulator.server import Emulator as EmulatorApp
 from sweepledger.collectors.emulator.server import EmulatorServer
 from sweepledger.collectors.emulator.tokens import ServiceAccount
 
 
 @dataclass
-class Emulator:
-    """A running `sweep emulate`: its URL, key file, ready-made source URL and controls."""
-
-    process: subprocess.Popen[str]
-    url: str
-    credentials: Path
-    source: str
-    stderr_path: Path
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = (
-            json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
-        )
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
-
-    def stats(self) -> dict[str, int]:
-        """Calls per Google method id since the last reset."""
-        return dict(self._call("GET", "/_emulator/stats")["routes"])
-
-    def statuses(self) -> dict[str, dict[str, int]]:
-        """Answers per Google method id and HTTP status since the last reset."""
-        return dict(self._call("GET", "/_emulator/stats")["statuses"])
-
-    def reset_stats(self) -> None:
-        self._call("POST", "/_emulator/stats/reset")
-
-    def serve(self, workspace: str) -> None:
-        """Serve another sim:// workspace from now on (e.g. the next generation)."""
-        self._call("POST", "/_emulator/workspace", {"workspace": workspace})
-
-
-@dataclass
 class EmulatorFactory:
-    command: Any
-    """The `sweep_command` fixture: `sweep emulate` is started through it."""
-    base: Path
-    started: list[Emulator] = field(default_factory=list)
+    """Starts `sweep emulate` subprocesses (`EmulatorProcess`) and stops every one it started."""
 
-    def __call__(self, workspace: str, *extra: str) -> Emulator:
+    command: Any
+    """The `sweep_command` fixture: its environment (without the developer's settings)."""
+    base: Path
+    started: list[EmulatorProcess] = field(default_factory=list)
+
+    def __call__(self, workspace: str) -> EmulatorProcess:
         folder = self.base / f"emulator{len(self.started)}"
-        folder.mkdir()
-        key = folder / "key.json"
-        err = folder / "stderr.log"
-        with err.open("w") as stderr:
-            process = self.command.start(
-                "emulate",
-                "--workspace",
-                workspace,
-                "--port",
-                "0",
-                "--credentials-out",
-                str(key),
-                *extra,
-                stderr=stderr,
-            )
-        lines = [process.stdout.readline() for _ in range(3)] if process.stdout else []
-        fields = dict(line.strip().split(": ", 1) for line in lines[1:] if ": " in line)
-        if "source" not in fields:
-            process.kill()
-            process.communicate(timeout=10)
-            raise AssertionError(f"emulator did not start: {lines} {err.read_text()}")
-        url = lines[0].strip().rsplit(" at ", 1)[1]
-        emulator = Emulator(process, url, Path(fields["credentials"]), fields["source"], err)
+        emulator = EmulatorProcess(workspace, folder, env=self.command.env())
         self.started.append(emulator)
         return emulator
 
     def stop_all(self) -> None:
         for emulator in self.started:
-            process = emulator.process
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.communicate(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.communicate(timeout=10)
-            elif process.stdout is not None:
-                process.stdout.close()
+            emulator.stop()
 
 
 @pytest.fixture

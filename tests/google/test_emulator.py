@@ -12,12 +12,13 @@ import httpx
 import pytest
 from google.auth import crypt, jwt
 
+from sweepledger.collectors.emulator.control import EmulatorProcess
 from sweepledger.collectors.emulator.tokens import JWT_BEARER, ServiceAccount
 from sweepledger.collectors.google import batch
 from sweepledger.collectors.sim.workspace import Workspace
 
 if TYPE_CHECKING:
-    from conftest import Emulator, EmulatorFactory
+    from conftest import EmulatorFactory
 
 WORKSPACE = "sim://?subjects=3&seed=4&page_size=5"
 SCOPE = "https://www.googleapis.com/auth/"
@@ -25,7 +26,7 @@ ALICE, BOB = "user1@example.com", "user2@example.com"
 
 
 @pytest.fixture(scope="module")
-def emulator(module_emulators: EmulatorFactory) -> Emulator:
+def emulator(module_emulators: EmulatorFactory) -> EmulatorProcess:
     return module_emulators(WORKSPACE)
 
 
@@ -35,9 +36,9 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
-def _grant(emulator: Emulator, *, key: dict[str, Any] | None = None, **claims: Any) -> str:
+def _grant(emulator: EmulatorProcess, *, key: dict[str, Any] | None = None, **claims: Any) -> str:
     """A signed JWT bearer grant, by default valid for user1 with gmail.readonly."""
-    info = key or json.loads(emulator.credentials.read_text())
+    info = key or json.loads(emulator.key.read_text())
     now = int(time.time())
     payload = {
         "iss": info["client_email"],
@@ -52,7 +53,7 @@ def _grant(emulator: Emulator, *, key: dict[str, Any] | None = None, **claims: A
     return jwt.encode(signer, {k: v for k, v in payload.items() if v is not None}).decode()
 
 
-def _token(emulator: Emulator, http: httpx.Client, subject: str, *scopes: str) -> str:
+def _token(emulator: EmulatorProcess, http: httpx.Client, subject: str, *scopes: str) -> str:
     answer = http.post(
         emulator.url + "/token",
         data={
@@ -65,7 +66,7 @@ def _token(emulator: Emulator, http: httpx.Client, subject: str, *scopes: str) -
 
 
 def _get(
-    emulator: Emulator, http: httpx.Client, token: str | None, path: str, **params: Any
+    emulator: EmulatorProcess, http: httpx.Client, token: str | None, path: str, **params: Any
 ) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return http.get(emulator.url + path, params=params, headers=headers)
@@ -75,7 +76,7 @@ def _reason(response: httpx.Response) -> str:
     return str(response.json()["error"]["errors"][0].get("reason"))
 
 
-def test_a_valid_grant_gets_a_bearer_token(emulator: Emulator, http: httpx.Client) -> None:
+def test_a_valid_grant_gets_a_bearer_token(emulator: EmulatorProcess, http: httpx.Client) -> None:
     """A grant signed with the key file's key, for a user, with a delegated scope: a token."""
     answer = http.post(
         emulator.url + "/token", data={"grant_type": JWT_BEARER, "assertion": _grant(emulator)}
@@ -100,7 +101,7 @@ def test_a_valid_grant_gets_a_bearer_token(emulator: Emulator, http: httpx.Clien
     ],
 )
 def test_the_token_endpoint_refuses_what_google_refuses(
-    emulator: Emulator, http: httpx.Client, claims: dict[str, Any], status: int, error: str
+    emulator: EmulatorProcess, http: httpx.Client, claims: dict[str, Any], status: int, error: str
 ) -> None:
     """Another key's signature, a foreign iss or aud, an expired or too long-lived grant, an
     unknown or missing subject, an undelegated scope, another grant type: all refused."""
@@ -109,7 +110,7 @@ def test_the_token_endpoint_refuses_what_google_refuses(
     key = None
     if claims.pop("key", None):
         key = ServiceAccount.create().key_file(emulator.url + "/token")
-        key["client_email"] = json.loads(emulator.credentials.read_text())["client_email"]
+        key["client_email"] = json.loads(emulator.key.read_text())["client_email"]
     answer = http.post(
         emulator.url + "/token",
         data={"grant_type": grant_type, "assertion": _grant(emulator, key=key, **claims)},
@@ -118,7 +119,9 @@ def test_the_token_endpoint_refuses_what_google_refuses(
     assert "access_token" not in answer.json()
 
 
-def test_a_user_token_reads_only_its_own_data(emulator: Emulator, http: httpx.Client) -> None:
+def test_a_user_token_reads_only_its_own_data(
+    emulator: EmulatorProcess, http: httpx.Client
+) -> None:
     """A token for user1 reading user2's mail, calendar or chat space is 403; the Directory is
     403 for anyone but the admin; no token is 401; a token without the API's scope is 403."""
     mail = _token(emulator, http, ALICE, "gmail.readonly")
@@ -146,7 +149,7 @@ def test_a_user_token_reads_only_its_own_data(emulator: Emulator, http: httpx.Cl
 
 
 def test_pagination_and_cursor_errors_use_googles_codes(
-    emulator: Emulator, http: httpx.Client
+    emulator: EmulatorProcess, http: httpx.Client
 ) -> None:
     """A foreign page token is 400 on pageToken; a history id the mailbox cannot continue from
     is 404; a foreign sync token is 410 fullSyncRequired; Drive's changes need a token."""
@@ -170,13 +173,13 @@ def test_pagination_and_cursor_errors_use_googles_codes(
 
 
 def test_gmail_batch_answers_each_part_and_counts_it(
-    emulator: Emulator, http: httpx.Client
+    emulator: EmulatorProcess, http: httpx.Client
 ) -> None:
     """A multipart batch of gets is one exchange whose parts have their own statuses (404 for a
     message that does not exist), and each part is counted as a messages.get call."""
     mail = _token(emulator, http, ALICE, "gmail.readonly")
     ids = [m.id for m in Workspace(3, 4, 1).gmail_messages(ALICE)[:2]] + ["0000000000000000"]
-    before = emulator.stats()
+    before = emulator.stats()["routes"]
     parts = [batch.Part(i, f"GET /gmail/v1/users/me/messages/{i}?format=minimal", {}) for i in ids]
     content_type, body = batch.encode(parts)
     answer = http.post(
@@ -190,7 +193,7 @@ def test_gmail_batch_answers_each_part_and_counts_it(
     }
     assert [replies[i].status for i in ids] == [200, 200, 404]
     assert json.loads(replies[ids[0]].body)["id"] == ids[0]
-    after = emulator.stats()
+    after = emulator.stats()["routes"]
     get = "gmail.users.messages.get"
     assert after[get] - before.get(get, 0) == 3
     assert after["gmail.batch"] - before.get("gmail.batch", 0) == 1

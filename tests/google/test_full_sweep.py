@@ -12,17 +12,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from sweepledger.collectors.emulator.control import EmulatorProcess
 from sweepledger.collectors.sim.workspace import Workspace
 
 if TYPE_CHECKING:
-    from conftest import Emulator, EmulatorFactory, GoogleCLI
+    from conftest import EmulatorFactory, GoogleCLI
 
 WORKSPACE = "sim://?subjects=6&seed=21"
 
 
 @dataclass
 class FullSweep:
-    emulator: Emulator
+    emulator: EmulatorProcess
     folder: Path
     run: subprocess.CompletedProcess[str]
     check: subprocess.CompletedProcess[str]
@@ -98,7 +99,7 @@ def test_no_secret_in_any_log_line_with_auth_debug(full_sweep: FullSweep, gcli: 
     """With AUTH_DEBUG=1 each token exchange is logged (subject, scopes, expiry, outcome), and
     neither the private key, an access token, a signed grant nor an Authorization header
     appears in stdout, stderr, the log file, the emulator's output or the ledger."""
-    key = json.loads(full_sweep.emulator.credentials.read_text())
+    key = json.loads(full_sweep.emulator.key.read_text())
     key_lines = [line for line in key["private_key"].splitlines() if "PRIVATE KEY" not in line]
     exchanges = [
         line

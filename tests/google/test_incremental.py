@@ -39,7 +39,7 @@ def test_generation_2_uses_history_sync_tokens_and_changes(
     emulator.serve(WORKSPACE + "&generation=2")
     second = gcli.run(*args, cwd=folder)
     assert second.returncode == 0, second.stderr[-2000:]
-    calls = emulator.stats()
+    calls = emulator.stats()["routes"]
 
     workspace = Workspace(4, 21, 2)
     subjects = workspace.roster()

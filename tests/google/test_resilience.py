@@ -68,7 +68,7 @@ def test_sigkill_mid_sweep_then_rerun_converges_to_the_same_items(
     assert any('"aborted"' in data and '"stale"' in data for data in ended)
     limited = sum(
         by_status.get("429", 0) + by_status.get("403", 0)
-        for by_status in emulator.statuses().values()
+        for by_status in emulator.stats()["statuses"].values()
     )
     assert limited > 0
     reference = gcli.sim_sweep(tmp_path / "sim", WORKSPACE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,29 +133,27 @@ def test_daemon_three_cycles_full_then_incremental_with_exact_counters(
     assert ops.run("check", "--db", str(db), "--require-complete", cwd=tmp_path).returncode == 0
 
 
+def _idle_daemon(ops: Ops, db: Path, cwd: Path) -> subprocess.Popen[str]:
+    """A daemon that finished its first cycle and sleeps (60 s) before the next."""
+    proc = ops.start(
+        "daemon", "--db", str(db), "--source", AUTO, "--exhaust", "--interval", "60", "--quiet",
+        cwd=cwd,
+    )  # fmt: skip
+    ops.wait_sql(
+        db,
+        "SELECT count(*) FROM events WHERE kind = 'HEARTBEAT' AND "
+        "json_extract(data, '$.state') = 'idle'",
+    )
+    return proc
+
+
 def test_an_idle_daemon_holds_the_lock_shows_idle_and_exits_0_at_once_on_sigterm(
     tmp_path: Path, ops: Ops
 ) -> None:
     """While the daemon sleeps it keeps the ledger: `sweep run` and a second daemon exit 4
     naming it; `status` says IDLE with the next cycle's time; SIGTERM ends it at once, exit 0."""
     db = tmp_path / "sweep.db"
-    proc = ops.start(
-        "daemon",
-        "--db",
-        str(db),
-        "--source",
-        AUTO,
-        "--exhaust",
-        "--interval",
-        "60",
-        "--quiet",
-        cwd=tmp_path,
-    )
-    ops.wait_sql(
-        db,
-        "SELECT count(*) FROM events WHERE kind = 'HEARTBEAT' AND "
-        "json_extract(data, '$.state') = 'idle'",
-    )
+    proc = _idle_daemon(ops, db, tmp_path)
     daemon_id = ops.query(
         db, "SELECT json_extract(data, '$.daemon') FROM events WHERE kind = 'HEARTBEAT' LIMIT 1"
     )[0][0]
@@ -229,23 +228,7 @@ def test_a_killed_daemon_is_told_from_an_idle_one(tmp_path: Path, ops: Ops) -> N
     """A daemon killed while it sleeps leaves a HEARTBEAT that says idle but no lock: `status`
     calls it dead (not IDLE), and the next run takes the ledger."""
     db = tmp_path / "sweep.db"
-    proc = ops.start(
-        "daemon",
-        "--db",
-        str(db),
-        "--source",
-        AUTO,
-        "--exhaust",
-        "--interval",
-        "60",
-        "--quiet",
-        cwd=tmp_path,
-    )
-    ops.wait_sql(
-        db,
-        "SELECT count(*) FROM events WHERE kind = 'HEARTBEAT' AND "
-        "json_extract(data, '$.state') = 'idle'",
-    )
+    proc = _idle_daemon(ops, db, tmp_path)
     proc.send_signal(signal.SIGKILL)
     ops.finish(proc)
     status = orjson.loads(ops.run("status", "--db", str(db), "--json", cwd=tmp_path).stdout)

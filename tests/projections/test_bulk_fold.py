@@ -41,6 +41,19 @@ def stored_ledger(path: Path, seed: int) -> SqliteStore:
     return store
 
 
+def _opening(subject: str, service: str) -> list[NewEvent]:
+    """RUN_START of run "r" and SWEEP_OPEN of sweep "s" over one pair."""
+    return [
+        NewEvent(EventKind.RUN_START, "s", "r", data={"pid": 1}),
+        NewEvent(
+            EventKind.SWEEP_OPEN,
+            "s",
+            "r",
+            data={"roster": [subject], "services": [service], "source": "sim://"},
+        ),
+    ]
+
+
 @pytest.mark.parametrize("seed", [3, 11, 29])
 def test_bulk_fold_equals_incremental_fold_after_every_event(tmp_path: Path, seed: int) -> None:
     """For every prefix of a generated ledger, `fold_ledger` up to that seq equals the
@@ -72,13 +85,7 @@ def test_pending_checkpoint_is_built_from_the_last_page(tmp_path: Path) -> None:
     with SqliteStore.open(tmp_path / "ledger.db", create=True) as store:
         store.append(
             [
-                NewEvent(EventKind.RUN_START, "s", "r", data={"pid": 1}),
-                NewEvent(
-                    EventKind.SWEEP_OPEN,
-                    "s",
-                    "r",
-                    data={"roster": [pair["subject"]], "services": ["gmail"], "source": "sim://"},
-                ),
+                *_opening(pair["subject"], "gmail"),
                 NewEvent(EventKind.START, **pair, data={"attempt": 1}),
                 *pages,
                 NewEvent(EventKind.CURSOR_SKIP, **pair, data={"reason": "partial"}),
@@ -108,13 +115,7 @@ def test_every_page_field_folds_alike(tmp_path: Path) -> None:
     with SqliteStore.open(tmp_path / "ledger.db", create=True) as store:
         store.append(
             [
-                NewEvent(EventKind.RUN_START, "s", "r", data={"pid": 1}),
-                NewEvent(
-                    EventKind.SWEEP_OPEN,
-                    "s",
-                    "r",
-                    data={"roster": [pair["subject"]], "services": ["chat"], "source": "sim://"},
-                ),
+                *_opening(pair["subject"], "chat"),
                 NewEvent(EventKind.START, **pair, data={"units": ["spaces/A"]}),
                 NewEvent(
                     EventKind.PAGE,

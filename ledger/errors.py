@@ -61,3 +61,17 @@ class AlreadyRunning(LedgerError):
         super().__init__(f"another run holds the ledger {path}: {holder}")
         self.path = path
         self.holder = holder
+
+
+class PastHead(LedgerError):
+    """`--as-of` named an event the ledger does not have (yet)."""
+
+    exit_code = 2
+
+    def __init__(self, path: str, as_of: int, head: int) -> None:
+        super().__init__(
+            f"--as-of {as_of} is past the last event of {path} (seq {head}): "
+            f"choose a seq from 0 to {head}"
+        )
+        self.as_of = as_of
+        self.head = head

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sweepledger.ledger.errors import PastHead
 from sweepledger.ledger.lock import is_locked, lock_path, read_holder
 from sweepledger.ledger.store import SqliteStore
 
@@ -36,7 +37,13 @@ def live_run_ids(db_path: str | Path) -> set[str]:
 
 def fold_store(store: SqliteStore, as_of: int | None = None) -> State:
     """Every projection rebuilt in memory from seq 1 (up to `as_of`), on every CPU when the
-    ledger is big (`projections.parallel`)."""
+    ledger is big (`projections.parallel`).
+
+    An `as_of` past the last event is refused rather than answered with the state now: an
+    auditor asking for a point the ledger has not reached must not read today's state as it.
+    """
+    if as_of is not None and as_of > (head := store.head()):
+        raise PastHead(str(store.path), as_of, head)
     return fold_parallel(store.path, store.conn, as_of)
 
 

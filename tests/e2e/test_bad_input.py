@@ -40,6 +40,8 @@ def ledger(workdir: Path, cli: SweepCLI) -> Path:
         (["run", "--since", "last tuesday"], "not an RFC 3339 date"),
         (["run", "--max-pages", "0"], "--max-pages"),
         (["block", "nobody"], "--reason"),
+        (["status", "--as-of", "999999"], "is past the last event"),
+        (["replay", "--as-of", "999999"], "is past the last event"),
         (
             [
                 "reset-cursor",

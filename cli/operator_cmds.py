@@ -10,8 +10,8 @@ from sweepledger.ledger.events import Event
 from .params import UserError, db_option, parse_services, parse_subjects, translate_errors
 
 
-def _one_subject(value: str) -> str:
-    subjects = parse_subjects(value)
+def _one_subject(value: str, hint: str = "SUBJECT") -> str:
+    subjects = parse_subjects(value, hint)
     if subjects is None or len(subjects) != 1:
         raise UserError("name exactly one subject", 2)
     return subjects[0]
@@ -83,7 +83,7 @@ def reset_cursor_command(db: str, service: str, subject: str, reason: str) -> No
     """Forget a pair's cursors so its next attempt is a full resync."""
     chosen = _one_service(service)
     assert chosen is not None
-    _done(operations.reset_cursor(db, chosen, _one_subject(subject), reason))
+    _done(operations.reset_cursor(db, chosen, _one_subject(subject, "--subject"), reason))
 
 
 COMMANDS = (block_command, unblock_command, pause_command, unpause_command, reset_cursor_command)

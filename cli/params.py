@@ -78,16 +78,17 @@ def parse_services(value: str | None) -> tuple[str, ...]:
     return tuple(s for s in SERVICES if s in names)
 
 
-def parse_subjects(value: str | None) -> tuple[str, ...] | None:
-    """`a@x,b@y` -> emails; a malformed one is refused by name."""
+def parse_subjects(value: str | None, hint: str = "--subjects") -> tuple[str, ...] | None:
+    """`a@x,b@y` -> emails; a malformed one is refused by name (`hint`: the flag or argument
+    the value came from)."""
     if value is None:
         return None
     emails = [v.strip() for v in value.split(",") if v.strip()]
     if not emails:
-        raise click.BadParameter("no subject given", param_hint="--subjects")
+        raise click.BadParameter("no subject given", param_hint=hint)
     for email in emails:
         if not EMAIL.match(email):
-            raise click.BadParameter(f"{email!r} is not an email address", param_hint="--subjects")
+            raise click.BadParameter(f"{email!r} is not an email address", param_hint=hint)
     return tuple(dict.fromkeys(emails))
 
 

@@ -8,26 +8,34 @@ start; the change shapes every plan after it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from sweepledger.ledger.errors import LedgerError
 from sweepledger.ledger.events import Event, EventKind, NewEvent
 from sweepledger.projections.attach import open_for_writing
+from sweepledger.projections.fold import State
 
 
 class NothingToDo(LedgerError):
-    """The operator asked for a change that would change nothing."""
+    """The operator asked for a change that would change nothing (most likely a typo in the
+    subject or service), so nothing is appended."""
+
+    exit_code = 2
 
 
-def _append(db: str | Path, event: NewEvent, precondition: str | None = None) -> Event:
+Precondition = Callable[[State], "str | None"]
+"""What would make the event change nothing, said as the refusal (None: go ahead)."""
+
+
+def _append(db: str | Path, event: NewEvent, precondition: Precondition | None = None) -> Event:
     store, projector = open_for_writing(db)
     try:
         with store.transaction() as tx:
             state = projector.state
-            if precondition == "has_cursor":
-                service, subject = str(event.service), str(event.subject)
-                if not state.pair_cursors(service, subject):
-                    raise NothingToDo(f"{service}/{subject} has no cursor to reset")
+            refusal = precondition(state) if precondition is not None else None
+            if refusal is not None:
+                raise NothingToDo(refusal)
             sweep = state.sweep
             sweep_id = sweep.sweep_id if sweep is not None and sweep.closed is None else None
             appended = tx.append(
@@ -52,6 +60,14 @@ def block(db: str | Path, subject: str, service: str | None, reason: str) -> Eve
 
 
 def unblock(db: str | Path, subject: str, service: str | None, reason: str = "") -> Event:
+    """Undo exactly one BLOCK: the same subject and the same scope (one pair or every service)."""
+
+    def blocked(state: State) -> str | None:
+        if (subject, service) in state.blocked:
+            return None
+        scope = subject if service is None else f"{service}/{subject}"
+        return f"{scope} is not blocked" + _blocks_of(state, subject)
+
     return _append(
         db,
         NewEvent(
@@ -60,7 +76,18 @@ def unblock(db: str | Path, subject: str, service: str | None, reason: str = "")
             subject=subject,
             data={"subject": subject, "service": service, "reason": reason},
         ),
+        blocked,
     )
+
+
+def _blocks_of(state: State, subject: str) -> str:
+    """The blocks the subject does have, to point a mistaken unblock at the right scope."""
+    scopes = sorted(
+        "every service" if svc is None else f"--service {svc}"
+        for subj, svc in state.blocked
+        if subj == subject
+    )
+    return f" (it is blocked for: {', '.join(scopes)})" if scopes else ""
 
 
 def pause(db: str | Path, subject: str, reason: str) -> Event:
@@ -74,6 +101,7 @@ def unpause(db: str | Path, subject: str, reason: str = "") -> Event:
     return _append(
         db,
         NewEvent(EventKind.UNPAUSE, subject=subject, data={"subject": subject, "reason": reason}),
+        lambda state: None if state.is_paused(subject) else f"{subject} is not paused",
     )
 
 
@@ -87,5 +115,9 @@ def reset_cursor(db: str | Path, service: str, subject: str, reason: str) -> Eve
             subject=subject,
             data={"reason": reason, "operator": True},
         ),
-        precondition="has_cursor",
+        lambda state: (
+            None
+            if state.pair_cursors(service, subject)
+            else f"{service}/{subject} has no cursor to reset"
+        ),
     )

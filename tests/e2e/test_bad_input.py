@@ -40,6 +40,9 @@ def ledger(workdir: Path, cli: SweepCLI) -> Path:
         (["run", "--since", "last tuesday"], "not an RFC 3339 date"),
         (["run", "--max-pages", "0"], "--max-pages"),
         (["block", "nobody"], "--reason"),
+        (["unpause", "user1@example.com"], "user1@example.com is not paused"),
+        (["unblock", "user1@example.com"], "user1@example.com is not blocked"),
+        (["unpause", "user1"], "Invalid value for SUBJECT: 'user1' is not an email"),
         (["status", "--as-of", "999999"], "is past the last event"),
         (["replay", "--as-of", "999999"], "is past the last event"),
         (
@@ -117,3 +120,20 @@ def test_missing_ledger_and_missing_folder(workdir: Path, cli: SweepCLI) -> None
     assert not (workdir / "nothing.db").exists()
     run = cli.run("run", "--db", "no/such/dir/x.db", cwd=workdir)
     assert run.returncode == 2 and "folder no/such/dir does not exist" in run.stderr
+
+
+def test_unblock_of_the_wrong_scope_names_the_block_there_is(
+    ledger: Path, workdir: Path, cli: SweepCLI
+) -> None:
+    """A subject blocked for every service is not unblocked by `--service gmail`: the refusal
+    says which block exists and appends nothing; the matching unblock then succeeds."""
+    assert cli.run("block", "user1@example.com", "--reason", "left", cwd=workdir).returncode == 0
+    before = _digest(ledger)
+    wrong = cli.run("unblock", "user1@example.com", "--service", "gmail", cwd=workdir)
+    assert wrong.returncode == 2
+    assert "gmail/user1@example.com is not blocked (it is blocked for: every service)" in (
+        wrong.stderr
+    )
+    assert _digest(ledger) == before
+    right = cli.run("unblock", "user1@example.com", cwd=workdir)
+    assert right.returncode == 0 and "UNBLOCK user1@example.com recorded" in right.stdout

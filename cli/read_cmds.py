@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from typing import Any
 
@@ -13,7 +14,7 @@ from sweepledger.ledger.logline import render
 from sweepledger.projections.api import check_ledger, read_status, replay
 from sweepledger.projections.attach import open_for_reading
 
-from .params import db_option, translate_errors
+from .params import UserError, db_option, translate_errors
 from .render import status_text
 
 
@@ -106,8 +107,31 @@ def log_command(
             params.append(value)
     with open_for_reading(db) as store:
         out = sys.stdout
+        written = 0
         for event in store.read_where(" AND ".join(clauses), params):
             out.write(render(event) + "\n")
+            written += 1
+        if not written:
+            _refuse_unknown_ids(store.conn, db, run_id, sweep_id)
+
+
+def _refuse_unknown_ids(
+    conn: sqlite3.Connection, db: str, run_id: str | None, sweep_id: str | None
+) -> None:
+    """No line matched: say so if a run or sweep id names nothing in the ledger (a typo reads
+    as an empty log otherwise); a known id with no pair lines is a plain empty answer."""
+    for column, kind, value, where in (
+        ("run_id", "RUN_START", run_id, "`sweep runs` lists them"),
+        ("sweep_id", "SWEEP_OPEN", sweep_id, "`sweep status` names the latest"),
+    ):
+        if value is None:
+            continue
+        found = conn.execute(
+            f"SELECT 1 FROM events WHERE kind = ? AND {column} = ? LIMIT 1", (kind, value)
+        ).fetchone()
+        if found is None:
+            noun = column.removesuffix("_id")
+            raise UserError(f"no {noun} {value} in {db} ({where})", 2)
 
 
 @click.command("replay")

@@ -237,6 +237,8 @@ def prepare_run(
     ledger is touched."""
     chosen = parse_services(services)
     names = parse_subjects(subjects)
+    if since is not None and months_back is not None:
+        raise UserError("give --since or --months-back, not both: each sets the same window", 2)
     if since is not None:
         _check_since(since)
     if max_seconds is None:

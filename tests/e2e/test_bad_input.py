@@ -39,6 +39,7 @@ def ledger(workdir: Path, cli: SweepCLI) -> Path:
         (["run", "--source", "sim://?colour=blue"], "colour"),
         (["run", "--since", "last tuesday"], "not an RFC 3339 date"),
         (["run", "--max-pages", "0"], "--max-pages"),
+        (["run", "--since", "2025-01-01", "--months-back", "3"], "not both"),
         (["block", "nobody"], "--reason"),
         (["unpause", "user1@example.com"], "user1@example.com is not paused"),
         (["unblock", "user1@example.com"], "user1@example.com is not blocked"),

@@ -121,12 +121,16 @@ DEFAULT_SOURCE = "sim://"
     show_default=True,
     help="Attempts in a sweep before a permanently failing pair is blocked.",
 )
-@click.option("--since", default=None, help="RFC 3339 date: how far back a full sync reaches.")
+@click.option(
+    "--since",
+    default=None,
+    help="RFC 3339 date: how far back a full sync reaches (or --months-back).",
+)
 @click.option(
     "--months-back",
     type=click.IntRange(min=1),
     default=None,
-    help="How many months back a full sync reaches.",
+    help="How many months back a full sync reaches (or --since).",
 )
 @click.option(
     "--log-file",

@@ -198,7 +198,7 @@ def _unfinished_from_tables(
     total = int(conn.execute(f"SELECT COUNT(*) {where}", (run_id,)).fetchone()[0])
     rows = conn.execute(
         f"SELECT service, subject, state, checkpoint {where} "
-        "ORDER BY lower(subject), subject, service LIMIT ?",
+        "ORDER BY subject_key, subject, service LIMIT ?",
         (run_id, CHECKPOINT_LIMIT),
     )
     return [checkpoint_entry(s, e, st, _unjson(cp)) for s, e, st, cp in rows], total

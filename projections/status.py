@@ -62,7 +62,7 @@ def gather_from_tables(conn: sqlite3.Connection) -> Gathered:
         pair_from_row(r)
         for r in conn.execute(
             "SELECT * FROM pair_state WHERE state != 'COMPLETE' "
-            "ORDER BY lower(subject), subject, service LIMIT ?",
+            "ORDER BY subject_key, subject, service LIMIT ?",
             (PROBLEM_LIMIT,),
         )
     ]

@@ -16,9 +16,9 @@ import orjson
 from sweepledger.ledger.events import Event, EventKind
 
 from .fold import State
-from .model import CursorRow, PairRow, RunRow, SweepInfo
+from .model import CursorRow, PairRow, RunRow, SweepInfo, subject_order
 
-PROJECTION_VERSION = "4"
+PROJECTION_VERSION = "5"
 
 DDL = """
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -36,10 +36,10 @@ CREATE TABLE IF NOT EXISTS pair_state (
     items INTEGER, last_run_id TEXT, open_run_id TEXT, open_seq INTEGER, attempt_count INTEGER,
     last_page_exhausted INTEGER, exhausted INTEGER, interrupted INTEGER, last_err TEXT,
     last_detail TEXT, skip_reason TEXT, checkpoint TEXT, units_done TEXT, outstanding TEXT,
-    permanent_failures INTEGER, updated_seq INTEGER,
+    permanent_failures INTEGER, updated_seq INTEGER, subject_key TEXT NOT NULL,
     PRIMARY KEY (service, subject)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS pair_state_problems ON pair_state (lower(subject), subject, service)
+CREATE INDEX IF NOT EXISTS pair_state_problems ON pair_state (subject_key, subject, service)
     WHERE state != 'COMPLETE';
 CREATE TABLE IF NOT EXISTS sync_cursor (
     service TEXT NOT NULL, subject TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
@@ -60,7 +60,10 @@ CREATE TABLE IF NOT EXISTS operator_flags (
 CREATE TABLE IF NOT EXISTS projection_state (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
 """
 """WITHOUT ROWID: each table is one b-tree keyed by its primary key, so a changed row dirties one
-page where a rowid table also rewrites its primary-key index (every page is fsynced per commit)."""
+page where a rowid table also rewrites its primary-key index (every page is fsynced per commit).
+
+`pair_state.subject_key` is the subject case-folded (`model.subject_order`): problem pairs are
+listed in the order the fold sorts them, which SQLite's `lower()` (ASCII only) would not give."""
 
 TABLES = (
     "sweeps",
@@ -103,6 +106,7 @@ def pair_row(row: PairRow) -> tuple[Any, ...]:
         _json(row.outstanding),
         row.permanent_failures,
         row.updated_seq,
+        subject_order(row.subject)[0],
     )
 
 
@@ -219,7 +223,7 @@ PAIR_COLUMNS = (
     "service", "subject", "state", "attempts", "items", "last_run_id", "open_run_id", "open_seq",
     "attempt_count", "last_page_exhausted", "exhausted", "interrupted", "last_err",
     "last_detail", "skip_reason", "checkpoint", "units_done", "outstanding",
-    "permanent_failures", "updated_seq",
+    "permanent_failures", "updated_seq", "subject_key",
 )  # fmt: skip
 RUN_COLUMNS = (
     "run_id", "sweep_id", "status", "reason", "trigger", "started_seq", "started_ts",
@@ -230,7 +234,7 @@ SWEEP_COLUMNS = (
     "sweep_id", "opened_seq", "opened_ts", "source", "services", "roster_size", "options",
     "closed", "closed_seq", "closed_ts",
 )  # fmt: skip
-UPSERT_PAIR = _upsert("pair_state", PAIR_COLUMNS, 2)
+UPSERT_PAIR = _upsert("pair_state", PAIR_COLUMNS, 2, fixed=("subject_key",))
 UPSERT_RUN = _upsert("runs", RUN_COLUMNS, 1, fixed=("started_seq",))
 UPSERT_SWEEP = _upsert("sweeps", SWEEP_COLUMNS, 1, fixed=("opened_seq",))
 UPSERT_COUNTER = _upsert("sweep_counters", ("sweep_id", "key", "value"), 2)

@@ -15,7 +15,8 @@ from sweepledger.ledger.store import SqliteStore
 from sweepledger.projections.attach import open_for_writing
 from sweepledger.projections.check import check_store
 from sweepledger.projections.fold import fold
-from sweepledger.projections.model import SERVICES
+from sweepledger.projections.model import SERVICES, subject_order
+from sweepledger.projections.status import gather_from_state, gather_from_tables
 from sweepledger.projections.tables import state_rows, stored_rows
 
 from .builder import Recorder, valid_ledger
@@ -177,3 +178,32 @@ def test_a_rolled_back_append_leaves_tables_and_projector_in_step(db_path: Path)
         assert ("gmail", A) not in projector.state.pairs
         assert projector.state.head == store.head()
         assert projector.state.runs["run-1"].status == "completed"
+
+
+def test_problem_pairs_list_in_the_folds_order_from_the_tables(db_path: Path) -> None:
+    """`status` lists problem pairs from the tables in the order a fold (`status --as-of`,
+    replay) sorts them: case-folded subjects, including non-ASCII ones, which SQLite's
+    `lower()` leaves as they are ("Émile" would sort after "zoe", "STRASSE" apart from "ß")."""
+    subjects = [
+        "zoe@corp.example",
+        "Émile@corp.example",
+        "émile@corp.example",
+        "ßtrasse@corp.example",
+        "STRASSE@corp.example",
+        "Ωmega@corp.example",
+        "anna@corp.example",
+    ]
+    rec = Recorder()
+    rec.run_start("run-1", "sweep-1")
+    rec.sweep_open(subjects, ["gmail", "drive"])
+    for subject in subjects:
+        rec.partial("drive", subject)
+        rec.error("gmail", subject)
+    store, _ = open_for_writing(db_path, create=True)
+    with store:
+        store.append(rec.news)
+        from_tables = gather_from_tables(store.conn).problems
+        from_fold = gather_from_state(fold(store.read())).problems
+    order = [(p.subject, p.service) for p in from_fold]
+    assert [(p.subject, p.service) for p in from_tables] == order
+    assert [s for s, _ in order[::2]] == sorted(subjects, key=subject_order)

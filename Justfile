@@ -10,11 +10,11 @@ dev:
 test *ARGS:
     pytest {{ARGS}}
 
-# ruff (lint + format check) and mypy strict on the ledger and projections.
+# ruff (lint + format check) and mypy strict on every package.
 lint:
     ruff check .
     ruff format --check .
-    mypy ledger projections
+    mypy
 
 # Format the code.
 fmt:

@@ -8,6 +8,11 @@ from sweepledger.projections.live import daemon_text
 from sweepledger.projections.status import StatusReport
 
 
+def mark(good: bool) -> str:
+    """An invariant's verdict beside its figure."""
+    return "ok" if good else "NOT MET"
+
+
 def status_text(report: StatusReport) -> str:
     lines = [report.headline]
     if report.progress is not None:
@@ -24,7 +29,6 @@ def status_text(report: StatusReport) -> str:
     )
     c = report.completeness
     total = c.active_targets_total
-    mark = lambda good: "ok" if good else "NOT MET"  # noqa: E731
     lines.append("invariants:")
     lines.append(f"  active_targets_total            {total:>7}")
     lines.append(

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparison
 
 
 def _as_int(value: str) -> int:
@@ -19,7 +23,7 @@ def _as_instant(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-ORDERED_KEYS: dict[str, Callable[[str], object]] = {
+ORDERED_KEYS: dict[str, Callable[[str], SupportsRichComparison]] = {
     "historyId": _as_int,
     "last_create_time": _as_instant,
     "last_modified_time": _as_instant,

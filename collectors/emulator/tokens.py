@@ -161,7 +161,7 @@ class TokenIssuer:
         if header.get("kid") not in (None, self.account.key_id):
             raise TokenRefused("invalid_grant", "Invalid JWT Signature.")
         try:
-            claims = jwt.decode(
+            claims: Mapping[str, Any] = jwt.decode(
                 assertion,
                 certs=self.account.public_pem,
                 verify=True,

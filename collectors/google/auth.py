@@ -205,4 +205,7 @@ def _refresh_failure(subject: str, error: auth_errors.RefreshError) -> Collector
 
 def load_credentials(info: Mapping[str, Any]) -> service_account.Credentials:
     """Service-account credentials from a parsed key file (its `token_uri` is kept)."""
-    return service_account.Credentials.from_service_account_info(dict(info))
+    credentials: service_account.Credentials = (
+        service_account.Credentials.from_service_account_info(dict(info))
+    )
+    return credentials

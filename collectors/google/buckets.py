@@ -200,7 +200,7 @@ class AdaptiveRate:
     def current_noise(self, now: float) -> float:
         if self.noise_at == NEVER:
             return 0.0
-        return self.noise * 0.5 ** ((now - self.noise_at) / self.halflife)
+        return float(self.noise * 0.5 ** ((now - self.noise_at) / self.halflife))
 
     def _record(self, now: float, units: int) -> None:
         if self.first_outcome == NEVER:

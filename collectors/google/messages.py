@@ -173,20 +173,20 @@ class MessageFetcher:
             if part.status == 404:
                 found.items[message_id] = Item(message_id, {}, deleted=True)
                 continue
-            error = error_for(
+            refusal = error_for(
                 part.status, part.body, part.headers, request=f"GET {paths[message_id]}"
             )
-            if not error.retryable:
-                failure = failure or error
+            if not refusal.retryable:
+                failure = failure or refusal
                 continue
-            if isinstance(error, RateLimited):
+            if isinstance(refusal, RateLimited):
                 limited += 1
                 scope = scope_of(parse_error_body(part.body).reasons)
-                refusals[scope] = max(refusals.get(scope, 0.0), error.retry_after or 0.0)
+                refusals[scope] = max(refusals.get(scope, 0.0), refusal.retry_after or 0.0)
             else:
                 found.troubled = True
             found.again.append(message_id)
-            found.wait = max(found.wait, error.retry_after or 0.0)
+            found.wait = max(found.wait, refusal.retry_after or 0.0)
         tally.count(requests=len(answered), rate_limited=limited, quota_units=GET_UNITS * charged)
         if charged:
             limiter.succeeded(subject, GET_UNITS * charged, ticket)

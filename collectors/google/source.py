@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from sweepledger.collectors.errors import CollectorError, Internal, SourceConfigError
 from sweepledger.collectors.google.calendar import CalendarReader
@@ -33,6 +33,13 @@ from sweepledger.collectors.google.gmail import GmailReader
 from sweepledger.collectors.google.messages import DEFAULT_MODE, MessageFetcher
 from sweepledger.collectors.google.pacing import AdaptiveLimiter, QuotaLimiter
 from sweepledger.collectors.protocol import SERVICES, FetchRequest, Page
+
+
+class PageReader(Protocol):
+    """What every service's reader does: one page of a request, its calls counted in `tally`."""
+
+    def page(self, request: FetchRequest, tally: CallTally) -> Page: ...
+
 
 DIRECTORY_SCOPES = ("https://www.googleapis.com/auth/admin.directory.user.readonly",)
 ROSTER_RETRIES = 5
@@ -148,12 +155,13 @@ class GoogleSource:
             earlier = self._unbilled.pop((request.service, request.subject.casefold()), None)
         if earlier is not None:
             tally.add(earlier)
-        reader = {
+        readers: dict[str, PageReader] = {
             "gmail": self.gmail,
             "calendar": self.calendar,
             "chat": self.chat,
             "drive": self.drive,
-        }[request.service]
+        }
+        reader = readers[request.service]
         try:
             return reader.page(request, tally)
         except CollectorError as error:

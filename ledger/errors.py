@@ -70,7 +70,7 @@ class PastHead(LedgerError):
 
     def __init__(self, path: str, as_of: int, head: int) -> None:
         super().__init__(
-            f"--as-of {as_of} is past the last event of {path} (seq {head}): "
+            f"as of seq {as_of}: past the last event of {path} (seq {head}); "
             f"choose a seq from 0 to {head}"
         )
         self.as_of = as_of

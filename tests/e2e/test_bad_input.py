@@ -46,8 +46,8 @@ def ledger(workdir: Path, cli: SweepCLI) -> Path:
         (["unpause", "user1"], "Invalid value for SUBJECT: 'user1' is not an email"),
         (["log", "--run", "run-typo"], "no run run-typo in sweep.db"),
         (["log", "--sweep", "sweep-typo"], "no sweep sweep-typo in sweep.db"),
-        (["status", "--as-of", "999999"], "is past the last event"),
-        (["replay", "--as-of", "999999"], "is past the last event"),
+        (["status", "--as-of", "999999"], "past the last event"),
+        (["replay", "--as-of", "999999"], "past the last event"),
         (
             [
                 "reset-cursor",

@@ -9,6 +9,7 @@ start; the change shapes every plan after it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import chain
 from pathlib import Path
 
 from sweepledger.ledger.errors import LedgerError
@@ -24,8 +25,9 @@ class NothingToDo(LedgerError):
     exit_code = 2
 
 
-Precondition = Callable[[State], "str | None"]
-"""What would make the event change nothing, said as the refusal (None: go ahead)."""
+Precondition = Callable[[State, str], "str | None"]
+"""What would make the event change nothing for the subject as the ledger spells it, said as
+the refusal (None: go ahead)."""
 
 
 def _append(db: str | Path, event: NewEvent, precondition: Precondition | None = None) -> Event:
@@ -33,17 +35,35 @@ def _append(db: str | Path, event: NewEvent, precondition: Precondition | None =
     try:
         with store.transaction() as tx:
             state = projector.state
-            refusal = precondition(state) if precondition is not None else None
+            subject = known_spelling(state, str(event.subject))
+            refusal = precondition(state, subject) if precondition is not None else None
             if refusal is not None:
                 raise NothingToDo(refusal)
+            data = event.data
+            if "subject" in data:
+                data = {**data, "subject": subject}
             sweep = state.sweep
             sweep_id = sweep.sweep_id if sweep is not None and sweep.closed is None else None
-            appended = tx.append(
-                NewEvent(event.kind, sweep_id, None, event.service, event.subject, event.data)
-            )
+            appended = tx.append(NewEvent(event.kind, sweep_id, None, event.service, subject, data))
         return appended
     finally:
         store.close()
+
+
+def known_spelling(state: State, subject: str) -> str:
+    """`subject` as the ledger already spells it (the latest roster, the blocks and pauses).
+
+    Emails match case-insensitively, as `--subjects` does, but the fold matches the roster's
+    spelling exactly: a BLOCK of "USER1@x" would otherwise leave "user1@x" swept. A subject the
+    ledger does not know (yet) is kept as typed.
+    """
+    wanted = subject.casefold()
+    roster = state.sweep.roster if state.sweep is not None else ()
+    flagged = [name for name, _ in state.blocked] + list(state.paused)
+    for name in chain(roster, flagged):
+        if name.casefold() == wanted:
+            return name
+    return subject
 
 
 def block(db: str | Path, subject: str, service: str | None, reason: str) -> Event:
@@ -62,11 +82,11 @@ def block(db: str | Path, subject: str, service: str | None, reason: str) -> Eve
 def unblock(db: str | Path, subject: str, service: str | None, reason: str = "") -> Event:
     """Undo exactly one BLOCK: the same subject and the same scope (one pair or every service)."""
 
-    def blocked(state: State) -> str | None:
-        if (subject, service) in state.blocked:
+    def blocked(state: State, spelled: str) -> str | None:
+        if (spelled, service) in state.blocked:
             return None
-        scope = subject if service is None else f"{service}/{subject}"
-        return f"{scope} is not blocked" + _blocks_of(state, subject)
+        scope = spelled if service is None else f"{service}/{spelled}"
+        return f"{scope} is not blocked" + _blocks_of(state, spelled)
 
     return _append(
         db,
@@ -101,7 +121,7 @@ def unpause(db: str | Path, subject: str, reason: str = "") -> Event:
     return _append(
         db,
         NewEvent(EventKind.UNPAUSE, subject=subject, data={"subject": subject, "reason": reason}),
-        lambda state: None if state.is_paused(subject) else f"{subject} is not paused",
+        lambda state, spelled: None if state.is_paused(spelled) else f"{spelled} is not paused",
     )
 
 
@@ -115,9 +135,9 @@ def reset_cursor(db: str | Path, service: str, subject: str, reason: str) -> Eve
             subject=subject,
             data={"reason": reason, "operator": True},
         ),
-        lambda state: (
+        lambda state, spelled: (
             None
-            if state.pair_cursors(service, subject)
-            else f"{service}/{subject} has no cursor to reset"
+            if state.pair_cursors(service, spelled)
+            else f"{service}/{spelled} has no cursor to reset"
         ),
     )

@@ -64,3 +64,23 @@ def test_paused_subject_is_skipped_and_listed(workdir: Path, cli: SweepCLI) -> N
     )
     assert run.returncode == 0
     assert "subject=user3@example.com phase=END" in run.stderr
+
+
+def test_operator_commands_match_subjects_case_insensitively(workdir: Path, cli: SweepCLI) -> None:
+    """Emails are case-insensitive: `block USER1@Example.com` blocks the roster's
+    user1@example.com (recorded in the roster's spelling), and the next sweep leaves it out;
+    `unblock` in yet another spelling lifts it."""
+    args = ("run", "--exhaust", "--source", "sim://?subjects=2", "--services", "gmail")
+    assert cli.run(*args, cwd=workdir).returncode == 0
+    blocked = cli.run("block", "USER1@Example.com", "--reason", "left", cwd=workdir)
+    assert blocked.returncode == 0
+    assert "BLOCK user1@example.com recorded" in blocked.stdout
+    run = cli.run(*args, cwd=workdir)
+    assert run.returncode == 0
+    assert "subject=user1@example.com" not in run.stderr
+    assert "subject=user2@example.com phase=END" in run.stderr
+    status = json.loads(cli.run("status", "--json", cwd=workdir).stdout)
+    assert status["invariants"]["blocked_pairs"] == 1
+    lifted = cli.run("unblock", "User1@EXAMPLE.COM", cwd=workdir)
+    assert lifted.returncode == 0 and "UNBLOCK user1@example.com recorded" in lifted.stdout
+    assert json.loads(cli.run("status", "--json", cwd=workdir).stdout)["blocked"] == []

@@ -13,6 +13,7 @@ from sweepledger.ledger.events import PAIR_PHASES
 from sweepledger.ledger.logline import render
 from sweepledger.projections.api import check_ledger, read_status, replay
 from sweepledger.projections.attach import open_for_reading
+from sweepledger.projections.model import SERVICES
 
 from .params import UserError, db_option, translate_errors
 from .render import status_text
@@ -75,8 +76,8 @@ def check_command(db: str, require_complete: bool, as_json: bool) -> None:
 @db_option
 @click.option("--run", "run_id", default=None, help="Only this run's lines.")
 @click.option("--sweep", "sweep_id", default=None, help="Only this sweep's lines.")
-@click.option("--service", default=None, help="Only this service.")
-@click.option("--subject", default=None, help="Only this subject.")
+@click.option("--service", type=click.Choice(SERVICES), default=None, help="Only this service.")
+@click.option("--subject", default=None, help="Only this subject (any letter case).")
 @click.option(
     "--phase",
     type=click.Choice([str(p) for p in sorted(PAIR_PHASES)]),
@@ -95,15 +96,15 @@ def log_command(
     """Re-render SWEEP lines from the ledger: for a run, exactly what it printed."""
     clauses = [f"kind IN ({','.join(repr(str(k)) for k in sorted(PAIR_PHASES))})"]
     params: list[object] = []
-    for column, value in (
-        ("run_id", run_id),
-        ("sweep_id", sweep_id),
-        ("service", service),
-        ("subject", subject),
-        ("kind", phase),
+    for condition, value in (
+        ("run_id = ?", run_id),
+        ("sweep_id = ?", sweep_id),
+        ("service = ?", service),
+        ("subject = ? COLLATE NOCASE", subject),  # emails are case-insensitive
+        ("kind = ?", phase),
     ):
         if value is not None:
-            clauses.append(f"{column} = ?")
+            clauses.append(condition)
             params.append(value)
     with open_for_reading(db) as store:
         out = sys.stdout

@@ -45,6 +45,7 @@ def ledger(workdir: Path, cli: SweepCLI) -> Path:
         (["unblock", "user1@example.com"], "user1@example.com is not blocked"),
         (["unpause", "user1"], "Invalid value for SUBJECT: 'user1' is not an email"),
         (["log", "--run", "run-typo"], "no run run-typo in sweep.db"),
+        (["log", "--service", "fax"], "'fax' is not one of"),
         (["log", "--sweep", "sweep-typo"], "no sweep sweep-typo in sweep.db"),
         (["status", "--as-of", "999999"], "past the last event"),
         (["replay", "--as-of", "999999"], "past the last event"),

@@ -83,6 +83,11 @@ class State:
         so the parts' counters add up to the whole's."""
         self._counters: dict[str, int] = {}
         self._counters_stale = False
+        self.frozen: dict[str, int] | None = None
+        """The latest sweep's counters as they stood when it closed (None while it is open).
+        A closed sweep's figures are those it ended with: an operator event after the close
+        (an unblock, a cursor reset) shapes the next sweep, and leaves a COMPLETE sweep's
+        figures all met instead of showing the unblocked subject as missing from it."""
         self.head = 0
         self.head_ts = ""
         self.head_hash = ""
@@ -137,7 +142,10 @@ class State:
 
     @property
     def counters(self) -> dict[str, int]:
-        """The latest sweep's figures: sums of every roster subject's `vector`."""
+        """The latest sweep's figures: sums of every roster subject's `vector` (the figures it
+        closed with, once closed)."""
+        if self.frozen is not None:
+            return self.frozen
         if self._touched:
             self.settle_counters()
         if self._counters_stale:
@@ -215,6 +223,7 @@ class State:
             if self.sweep is not None and self.sweep.sweep_id == event.sweep_id:
                 self.sweep.closed = str(event.data.get("status", "complete"))
                 self.sweep.closed_seq, self.sweep.closed_ts = event.seq, event.ts
+                self.frozen = dict(self.counters)
                 self.dirty_sweep = True
         elif kind is EventKind.RUN_START:
             self._start_run(event)
@@ -234,6 +243,7 @@ class State:
             final = dict(self.counters)
             past.roster = []
             self.past_sweeps[past.sweep_id] = (past, final)
+        self.frozen = None
         self.sweep = SweepInfo(
             sweep_id=str(event.sweep_id),
             opened_seq=event.seq,
@@ -280,6 +290,10 @@ class State:
         """
         touched, self._touched = self._touched, {}
         vectors = self._vectors
+        if self.frozen is not None:  # the sweep closed: its figures stay; the vectors moved
+            for subject in touched:
+                vectors.pop(subject, None)
+            return
         for subject, old in touched.items():
             new = self.vector(subject)
             self.dirty_counters |= apply_difference(self._counters, old, new)

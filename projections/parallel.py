@@ -139,6 +139,10 @@ def merge(states: list[State], bounds: list[Bounds]) -> State:
             _add(total, part.past_sweeps[sweep_id][1])
         state.past_sweeps[sweep_id] = (info, total)
     state.counters = state.recount()
+    if first.frozen is not None:  # each part froze its own subjects' share at the close
+        state.frozen = {}
+        for part in states:
+            _add(state.frozen, part.frozen or {})
     return state
 
 

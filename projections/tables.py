@@ -18,7 +18,7 @@ from sweepledger.ledger.events import Event, EventKind
 from .fold import State
 from .model import CursorRow, PairRow, RunRow, SweepInfo, subject_order
 
-PROJECTION_VERSION = "5"
+PROJECTION_VERSION = "6"
 
 DDL = """
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -299,6 +299,8 @@ def load_state(conn: sqlite3.Connection) -> State:
     state.sweep, state.counters = load_sweep(conn)
     if state.sweep is not None:
         state._roster_set = set(state.sweep.roster)
+        if state.sweep.closed is not None:  # the stored figures are those it closed with
+            state.frozen = dict(state.counters)
     for r in conn.execute("SELECT * FROM pair_state"):
         state.pairs[(r[0], r[1])] = pair_from_row(r)
     for s, e, k, v in conn.execute("SELECT * FROM sync_cursor"):

@@ -11,13 +11,16 @@ from hypothesis import strategies as st
 
 from sweepledger.collectors.runner import RunOptions, SweepRunner
 from sweepledger.collectors.sim.source import SimSource
+from sweepledger.ledger.events import EventKind
 from sweepledger.ledger.store import SqliteStore
 from sweepledger.projections.attach import open_for_writing
 from sweepledger.projections.check import check_store
+from sweepledger.projections.completeness import completeness
 from sweepledger.projections.fold import fold
 from sweepledger.projections.model import SERVICES, subject_order
+from sweepledger.projections.parallel import fold_parallel
 from sweepledger.projections.status import gather_from_state, gather_from_tables
-from sweepledger.projections.tables import state_rows, stored_rows
+from sweepledger.projections.tables import load_sweep, state_rows, stored_rows
 
 from .builder import Recorder, valid_ledger
 
@@ -207,3 +210,36 @@ def test_problem_pairs_list_in_the_folds_order_from_the_tables(db_path: Path) ->
     order = [(p.subject, p.service) for p in from_fold]
     assert [(p.subject, p.service) for p in from_tables] == order
     assert [s for s, _ in order[::2]] == sorted(subjects, key=subject_order)
+
+
+def test_a_closed_sweep_keeps_the_figures_it_closed_with(db_path: Path) -> None:
+    """Operator events after SWEEP_CLOSE (an unblock, a pause, a cursor reset) shape the next
+    sweep: the closed sweep's figures stay those it closed with, all met for a COMPLETE one,
+    whether read from the tables, folded in one pass or folded in parts."""
+    rec = Recorder()
+    rec.run_start("run-1", "sweep-1")
+    rec.sweep_open([A, B], ["gmail"])
+    rec.operator(EventKind.BLOCK, B)
+    rec.complete("gmail", A, "1001")
+    rec.sweep_close("complete")
+    rec.run_end()
+    closed = len(rec.news)
+    rec.operator(EventKind.UNBLOCK, B)
+    rec.operator(EventKind.PAUSE, A)
+    rec.cursor_reset("gmail", A, "operator")
+    store, _ = open_for_writing(db_path, create=True)
+    with store:
+        store.append(rec.news[:closed])
+        at_close = dict(fold(store.read()).counters)
+        for event in rec.news[closed:]:
+            store.append([event])
+            assert_tables_match_rebuild(store)
+        state = fold(store.read())
+        parts = fold_parallel(store.path, store.conn, parts=2)
+        stored = load_sweep(store.conn)[1]
+    assert at_close["active_targets_total"] == at_close["complete_subjects_count"] == 1
+    assert state.counters == parts.counters == stored == at_close
+    assert state.sweep is not None
+    figures = completeness(state.counters, state.sweep.services, run_live=False)
+    assert not figures.failures()
+    assert (B, None) not in state.blocked and state.is_paused(A)  # the flags themselves moved

@@ -25,7 +25,9 @@ class UserError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        # click exits with the instance's `exit_code` but types it as a class variable (from
+        # 8.5 on): set on the instance without re-declaring it
+        vars(self)["exit_code"] = exit_code
 
 
 def db_option(func: F) -> F:

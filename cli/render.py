@@ -29,7 +29,8 @@ def status_text(report: StatusReport) -> str:
     )
     c = report.completeness
     total = c.active_targets_total
-    lines.append("invariants:")
+    # a closed sweep's figures are those it closed with (`State.frozen`), not today's flags
+    lines.append("invariants (as the sweep closed):" if sweep["closed"] else "invariants:")
     lines.append(f"  active_targets_total            {total:>7}")
     lines.append(
         f"  attempted_count                 {c.attempted_count:>7}  "

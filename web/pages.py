@@ -143,6 +143,8 @@ def _invariants(status: Mapping[str, Any]) -> str:
             [f"pagination_exhausted[{e(service)}]", e(got), _mark(got == pairs.get(service, 0))]
         )
     verdict = "COMPLETE" if inv["complete"] else "not complete"
+    if (status.get("sweep") or {}).get("closed"):
+        verdict += ", as the sweep closed"  # its figures are those it closed with
     return (
         f'<section><h2>Invariants <span class="muted">({e(verdict)})</span></h2>'
         f"{table(['figure', 'value', ''], rows, 'invariants')}</section>"

@@ -1,5 +1,6 @@
-"""Fixtures shared by every layer's tests: a ledger path, an opened ledger in a tmp folder, and
-the installed `sweep` command as the end-to-end tests run it.
+"""Fixtures shared by every layer's tests: a ledger path, an opened ledger in a tmp folder, the
+installed `sweep` command as the end-to-end tests run it, and emulators of Google's APIs (as
+`sweep emulate` subprocesses, or on threads of the test process).
 
 Test folders reach `SweepCommand` through the `sweep_command` fixture and wrap it in their own
 helpers (`cli`, `gcli`, `ops`, `quota_cli`): tests import no helper module, so pytest never needs
@@ -8,17 +9,23 @@ the repository root on sys.path.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
 
+from sweepledger.collectors.emulator.control import EmulatorProcess
+from sweepledger.collectors.emulator.server import Emulator as EmulatorApp
+from sweepledger.collectors.emulator.server import EmulatorServer
+from sweepledger.collectors.emulator.tokens import ServiceAccount
 from sweepledger.ledger.store import SqliteStore
 
 ITEM_TABLES = ("gmail_messages", "calendar_events", "chat_messages", "drive_files")
@@ -144,3 +151,75 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "filterwarnings", "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
     )
+
+
+# -- emulators of Google's APIs (the Google and quota tests) ---------------------------------
+
+
+@dataclass
+class EmulatorFactory:
+    """Starts `sweep emulate` subprocesses (`EmulatorProcess`) and stops every one it started."""
+
+    command: SweepCommand
+    """The `sweep_command` fixture: its environment (without the developer's settings)."""
+    base: Path
+    started: list[EmulatorProcess] = field(default_factory=list)
+
+    def __call__(self, workspace: str) -> EmulatorProcess:
+        folder = self.base / f"emulator{len(self.started)}"
+        emulator = EmulatorProcess(workspace, folder, env=self.command.env())
+        self.started.append(emulator)
+        return emulator
+
+    def stop_all(self) -> None:
+        for emulator in self.started:
+            emulator.stop()
+
+
+@pytest.fixture
+def emulators(tmp_path: Path, sweep_command: SweepCommand) -> Iterator[EmulatorFactory]:
+    """Start emulators with `emulators(SIM_URL)`; every one is stopped after the test."""
+    factory = EmulatorFactory(sweep_command, tmp_path)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_emulators(
+    tmp_path_factory: pytest.TempPathFactory, sweep_command: SweepCommand
+) -> Iterator[EmulatorFactory]:
+    """The same, shared by the tests of one module (for read-only use of one workspace)."""
+    factory = EmulatorFactory(sweep_command, tmp_path_factory.mktemp("emulators"))
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def inproc_emulator(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[str], EmulatorServer]]:
+    """Start emulators on threads of this process (fast unit tests); each has `key_path`, its
+    key file. All are stopped when the module's tests are done."""
+    started: list[EmulatorServer] = []
+
+    def start(workspace: str) -> EmulatorServer:
+        account = ServiceAccount.create()
+        running = EmulatorServer(
+            0, lambda url: EmulatorApp(workspace, "admin@example.com", url + "/token", account)
+        )
+        key = tmp_path_factory.mktemp("key") / "key.json"
+        key.write_bytes(json.dumps(account.key_file(running.url + "/token")).encode())
+        running.key_path = key  # type: ignore[attr-defined]
+        running.serve_in_thread()
+        started.append(running)
+        return running
+
+    try:
+        yield start
+    finally:
+        for running in started:
+            running.stop()

@@ -1,94 +1,16 @@
-"""Fixtures for the Google tests: a real `sweep emulate` subprocess and the `sweep` command.
+"""Fixtures for the Google tests: the `sweep` command with what they add (`gcli`).
 
-`emulators` starts emulator subprocesses on free loopback ports and always stops them (SIGTERM,
-then SIGKILL if one does not exit), closing their pipes, whatever the test did. Each handle can
-read the emulator's request counts and switch the workspace it serves.
+The emulators they sweep (`emulators`, `module_emulators`, `inproc_emulator`) come from
+tests/conftest.py, shared with the quota tests.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from sweepledger.collectors.emulator.control import EmulatorProcess
-from sweepledger.collectors.emulator.server import Emulator as EmulatorApp
-from sweepledger.collectors.emulator.server import EmulatorServer
-from sweepledger.collectors.emulator.tokens import ServiceAccount
-
-
-@dataclass
-class EmulatorFactory:
-    """Starts `sweep emulate` subprocesses (`EmulatorProcess`) and stops every one it started."""
-
-    command: Any
-    """The `sweep_command` fixture: its environment (without the developer's settings)."""
-    base: Path
-    started: list[EmulatorProcess] = field(default_factory=list)
-
-    def __call__(self, workspace: str) -> EmulatorProcess:
-        folder = self.base / f"emulator{len(self.started)}"
-        emulator = EmulatorProcess(workspace, folder, env=self.command.env())
-        self.started.append(emulator)
-        return emulator
-
-    def stop_all(self) -> None:
-        for emulator in self.started:
-            emulator.stop()
-
-
-@pytest.fixture
-def emulators(tmp_path: Path, sweep_command: Any) -> Iterator[EmulatorFactory]:
-    """Start emulators with `emulators(SIM_URL)`; every one is stopped after the test."""
-    factory = EmulatorFactory(sweep_command, tmp_path)
-    try:
-        yield factory
-    finally:
-        factory.stop_all()
-
-
-@pytest.fixture(scope="module")
-def module_emulators(
-    tmp_path_factory: pytest.TempPathFactory, sweep_command: Any
-) -> Iterator[EmulatorFactory]:
-    """The same, shared by the tests of one module (for read-only use of one workspace)."""
-    factory = EmulatorFactory(sweep_command, tmp_path_factory.mktemp("emulators"))
-    try:
-        yield factory
-    finally:
-        factory.stop_all()
-
-
-@pytest.fixture(scope="module")
-def inproc_emulator(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Callable[[str], EmulatorServer]]:
-    """Start emulators on threads of this process (fast unit tests); each has `key_path`, its
-    key file. All are stopped when the module's tests are done."""
-    started: list[EmulatorServer] = []
-
-    def start(workspace: str) -> EmulatorServer:
-        account = ServiceAccount.create()
-        running = EmulatorServer(
-            0, lambda url: EmulatorApp(workspace, "admin@example.com", url + "/token", account)
-        )
-        key = tmp_path_factory.mktemp("key") / "key.json"
-        key.write_bytes(json.dumps(account.key_file(running.url + "/token")).encode())
-        running.key_path = key  # type: ignore[attr-defined]
-        running.serve_in_thread()
-        started.append(running)
-        return running
-
-    try:
-        yield start
-    finally:
-        for running in started:
-            running.stop()
 
 
 class GoogleCLI:

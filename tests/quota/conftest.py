@@ -1,4 +1,5 @@
-"""Fixtures for the quota tests: `sweep emulate` subprocesses with a quota, and the `sweep` CLI.
+"""Fixtures for the quota tests: the `sweep` CLI (`quota_cli`); the emulators they sweep come
+from tests/conftest.py (`emulators`, `inproc_emulator`).
 
 Tests get helpers through the `quota_cli` fixture (no helper module is imported, so pytest never
 needs the repository root on sys.path). Every process a helper starts is waited for and its
@@ -9,13 +10,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from sweepledger.collectors.emulator.control import EmulatorProcess
 
 UNCOUNTED = ("oauth2.token", "gmail.batch", "directory.users.list")
 """What no PAGE counts: token exchanges, batch envelopes (their parts count) and the roster,
@@ -53,20 +51,3 @@ class QuotaCLI:
 @pytest.fixture(scope="session")
 def quota_cli(sweep_command: Any) -> QuotaCLI:
     return QuotaCLI(sweep_command)
-
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[Callable[[str], EmulatorProcess]]:
-    """`emulator(SIM_URL)` starts `sweep emulate`; every one started is stopped after the test."""
-    started: list[EmulatorProcess] = []
-
-    def start(workspace: str) -> EmulatorProcess:
-        running = EmulatorProcess(workspace, tmp_path / f"emulator{len(started)}")
-        started.append(running)
-        return running
-
-    try:
-        yield start
-    finally:
-        for running in started:
-            running.stop()

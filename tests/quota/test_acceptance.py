@@ -49,10 +49,10 @@ def _assert_counters_exact(status: dict[str, Any], stats: dict[str, Any], cli: Q
 
 
 def test_small_quotas_16_workers_converge_with_under_1_percent_refused(
-    emulator: Callable[[str], EmulatorProcess], quota_cli: QuotaCLI, tmp_path: Path
+    emulators: Callable[[str], EmulatorProcess], quota_cli: QuotaCLI, tmp_path: Path
 ) -> None:
     """Acceptance 1, with the counters of `status --json` checked against the emulator."""
-    served = emulator(SMALL)
+    served = emulators(SMALL)
     done = quota_cli.run(
         "run", "--full-sweep", "--exhaust", "--workers", "16", "--source", served.source,
         cwd=tmp_path,
@@ -67,12 +67,12 @@ def test_small_quotas_16_workers_converge_with_under_1_percent_refused(
 
 
 def test_a_lowered_project_quota_is_adopted_within_seconds_and_no_item_is_lost(
-    emulator: Callable[[str], EmulatorProcess], quota_cli: QuotaCLI, tmp_path: Path
+    emulators: Callable[[str], EmulatorProcess], quota_cli: QuotaCLI, tmp_path: Path
 ) -> None:
     """Acceptance 2: 3 000 -> 800 units/s mid-run. The refusals of the adaptation stop within
     5 s, under 5 % of the calls from the drop to the end are refused, the sweep then runs at
     over 75 % of the new quota, it converges, and its items equal a sim:// sweep's."""
-    served = emulator(LONGER)
+    served = emulators(LONGER)
     folder = tmp_path / "paced"
     folder.mkdir()
     process = quota_cli.start("run", "--exhaust", "--workers", "16", "--source", served.source,

@@ -7,7 +7,7 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,8 @@ import pytest
 
 from sweepledger.collectors.emulator.dispatch import Call, Route
 from sweepledger.collectors.emulator.quota import QuotaModel, units_of
-from sweepledger.collectors.emulator.server import Emulator, EmulatorServer
-from sweepledger.collectors.emulator.tokens import Grant, ServiceAccount
+from sweepledger.collectors.emulator.server import EmulatorServer
+from sweepledger.collectors.emulator.tokens import Grant
 from sweepledger.collectors.errors import RateLimited, SourceConfigError
 from sweepledger.collectors.google.config import GoogleConfig
 from sweepledger.collectors.google.pacing import NoPacing
@@ -88,21 +88,9 @@ def test_a_refund_gives_back_what_a_refused_fault_was_charged_and_rates_change_l
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
+def served(inproc_emulator: Callable[[str], EmulatorServer]) -> EmulatorServer:
     """An emulator on a thread of this process, 2 subjects, 50 units a second per user."""
-    account = ServiceAccount.create()
-    workspace = "sim://?subjects=2&seed=8&quota_user=50"
-    running = EmulatorServer(
-        0, lambda url: Emulator(workspace, "admin@example.com", url + "/token", account)
-    )
-    key = tmp_path_factory.mktemp("key") / "key.json"
-    key.write_bytes(json.dumps(account.key_file(running.url + "/token")).encode())
-    running.key_path = key  # type: ignore[attr-defined]
-    running.serve_in_thread()
-    try:
-        yield running
-    finally:
-        running.stop()
+    return inproc_emulator("sim://?subjects=2&seed=8&quota_user=50")
 
 
 def _admin(served: EmulatorServer, method: str, path: str, body: Any = None) -> Any:

@@ -13,7 +13,7 @@ from sweepledger.ledger.events import PAIR_PHASES
 from sweepledger.ledger.logline import render
 from sweepledger.projections.api import check_ledger, read_status, replay
 from sweepledger.projections.attach import open_for_reading
-from sweepledger.projections.model import SERVICES
+from sweepledger.projections.model import SERVICES, subject_key
 
 from .params import UserError, db_option, translate_errors
 from .render import status_text
@@ -100,13 +100,15 @@ def log_command(
         ("run_id = ?", run_id),
         ("sweep_id = ?", sweep_id),
         ("service = ?", service),
-        ("subject = ? COLLATE NOCASE", subject),  # emails are case-insensitive
+        ("subject_key(subject) = ?", None if subject is None else subject_key(subject)),
         ("kind = ?", phase),
     ):
         if value is not None:
             clauses.append(condition)
             params.append(value)
     with open_for_reading(db) as store:
+        # emails compare as everywhere else (`model.subject_key`), not by SQLite's ASCII NOCASE
+        store.conn.create_function("subject_key", 1, _sql_subject_key, deterministic=True)
         out = sys.stdout
         written = 0
         for event in store.read_where(" AND ".join(clauses), params):
@@ -114,6 +116,11 @@ def log_command(
             written += 1
         if not written:
             _refuse_unknown_ids(store.conn, db, run_id, sweep_id)
+
+
+def _sql_subject_key(value: object) -> str | None:
+    """`subject_key` for SQL, where a column may hold NULL or a non-text value."""
+    return subject_key(value) if isinstance(value, str) else None
 
 
 def _refuse_unknown_ids(

@@ -16,6 +16,7 @@ from sweepledger.ledger.errors import LedgerError
 from sweepledger.ledger.events import Event, EventKind, NewEvent
 from sweepledger.projections.attach import open_for_writing
 from sweepledger.projections.fold import State
+from sweepledger.projections.model import subject_key
 
 
 class NothingToDo(LedgerError):
@@ -53,15 +54,15 @@ def _append(db: str | Path, event: NewEvent, precondition: Precondition | None =
 def known_spelling(state: State, subject: str) -> str:
     """`subject` as the ledger already spells it (the latest roster, the blocks and pauses).
 
-    Emails match case-insensitively, as `--subjects` does, but the fold matches the roster's
+    Emails match by `subject_key`, as `--subjects` does, but the fold matches the roster's
     spelling exactly: a BLOCK of "USER1@x" would otherwise leave "user1@x" swept. A subject the
     ledger does not know (yet) is kept as typed.
     """
-    wanted = subject.casefold()
+    wanted = subject_key(subject)
     roster = state.sweep.roster if state.sweep is not None else ()
     flagged = [name for name, _ in state.blocked] + list(state.paused)
     for name in chain(roster, flagged):
-        if name.casefold() == wanted:
+        if subject_key(name) == wanted:
             return name
     return subject
 

@@ -28,7 +28,7 @@ from sweepledger.ledger.store import SqliteStore, Transaction
 from sweepledger.projections.attach import open_for_writing
 from sweepledger.projections.completeness import completeness
 from sweepledger.projections.fold import State
-from sweepledger.projections.model import COMPLETE, subject_order
+from sweepledger.projections.model import COMPLETE, subject_key, subject_order
 from sweepledger.projections.plan import resume_plan
 
 from .attempt import AttemptLimits, AttemptResult, PairAttempt
@@ -363,12 +363,12 @@ class SweepRunner:
         if self.options.subjects is None:
             self._roster = roster
             return roster
-        known = {s.casefold(): s for s in roster}
-        unknown = [s for s in self.options.subjects if s.casefold() not in known]
+        known = {subject_key(s): s for s in roster}
+        unknown = [s for s in self.options.subjects if subject_key(s) not in known]
         if unknown:
             raise LedgerError(f"not in the source's roster: {', '.join(unknown)}")
         self._roster = sorted(
-            {known[s.casefold()] for s in self.options.subjects}, key=subject_order
+            {known[subject_key(s)] for s in self.options.subjects}, key=subject_order
         )
         return self._roster
 

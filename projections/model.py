@@ -23,9 +23,15 @@ def service_rank(service: str) -> int:
     return SERVICES.index(service) if service in SERVICES else len(SERVICES)
 
 
+def subject_key(subject: str) -> str:
+    """How subjects compare: emails are case-insensitive, so case-folded (the one rule for
+    sorting, matching `--subjects`, operator commands and `log --subject`)."""
+    return subject.casefold()
+
+
 def subject_order(subject: str) -> tuple[str, str]:
-    """Subjects sort by email case-folded (ties broken by the exact text)."""
-    return (subject.casefold(), subject)
+    """Subjects sort by `subject_key` (ties broken by the exact text)."""
+    return (subject_key(subject), subject)
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ from .model import (
     NOT_STARTED,
     PARTIAL,
     service_rank,
+    subject_key,
     subject_order,
 )
 
@@ -36,8 +37,8 @@ def resume_plan(
     chosen_services = sorted(chosen, key=service_rank)
     roster = sorted(sweep.roster, key=subject_order)
     if subjects is not None:
-        wanted = {s.casefold() for s in subjects}
-        roster = [s for s in roster if s.casefold() in wanted]
+        wanted = {subject_key(s) for s in subjects}
+        roster = [s for s in roster if subject_key(s) in wanted]
     plan = []
     for subject in roster:
         if state.is_paused(subject):

@@ -16,7 +16,7 @@ from .api import live_run_ids
 from .attach import open_for_reading, projections_current, read_snapshot
 from .bulk import fold_ledger
 from .live import seconds_between
-from .model import COMPLETE, RunRow
+from .model import COMPLETE, RunRow, subject_order
 from .tables import _unjson, run_from_row
 
 HISTORY_LIMIT = 20
@@ -177,7 +177,7 @@ def read_run(db_path: str | Path, run_id: str) -> dict[str, Any] | None:
                     for p in state.pairs.values()
                     if p.last_run_id == run_id and p.state != COMPLETE
                 ),
-                key=lambda p: (p.subject.casefold(), p.subject, p.service),
+                key=lambda p: (subject_order(p.subject), p.service),
             )
             total = len(pairs)
             unfinished = [

@@ -16,7 +16,7 @@ import orjson
 from sweepledger.ledger.events import Event, EventKind
 
 from .fold import State
-from .model import CursorRow, PairRow, RunRow, SweepInfo, subject_order
+from .model import CursorRow, PairRow, RunRow, SweepInfo, subject_key
 
 PROJECTION_VERSION = "6"
 
@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS projection_state (key TEXT PRIMARY KEY, value TEXT) W
 """WITHOUT ROWID: each table is one b-tree keyed by its primary key, so a changed row dirties one
 page where a rowid table also rewrites its primary-key index (every page is fsynced per commit).
 
-`pair_state.subject_key` is the subject case-folded (`model.subject_order`): problem pairs are
+`pair_state.subject_key` is `model.subject_key` of the subject: problem pairs are
 listed in the order the fold sorts them, which SQLite's `lower()` (ASCII only) would not give."""
 
 TABLES = (
@@ -106,7 +106,7 @@ def pair_row(row: PairRow) -> tuple[Any, ...]:
         _json(row.outstanding),
         row.permanent_failures,
         row.updated_seq,
-        subject_order(row.subject)[0],
+        subject_key(row.subject),
     )
 
 

@@ -6,6 +6,9 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sweepledger.ledger.events import EventKind, NewEvent
+from sweepledger.projections.attach import open_for_writing
+
 if TYPE_CHECKING:
     from conftest import SweepCLI
 
@@ -51,3 +54,25 @@ def test_log_rerenders_exactly_what_the_run_printed(workdir: Path, cli: SweepCLI
     assert len(printed) > 12
     ends = cli.run("log", "--phase", "END", "--service", "chat", cwd=workdir)
     assert len(ends.stdout.splitlines()) == 3
+
+
+def test_log_subject_filter_folds_case_like_every_other_subject_match(
+    workdir: Path, cli: SweepCLI
+) -> None:
+    """`log --subject` matches emails case-folded, as `--subjects` and the operator commands
+    do, non-ASCII letters included (SQLite's NOCASE folds ASCII only)."""
+    subject = "Émile@corp.example"
+    store, _ = open_for_writing(workdir / "sweep.db", create=True)
+    with store, store.transaction() as tx:
+        tx.append(NewEvent(EventKind.RUN_START, "sweep-1", "run-1", data={"pid": 1}))
+        tx.append(
+            NewEvent(
+                EventKind.SWEEP_OPEN,
+                "sweep-1",
+                "run-1",
+                data={"roster": [subject], "services": ["gmail"], "source": "sim://"},
+            )
+        )
+        tx.append(NewEvent(EventKind.START, "sweep-1", "run-1", "gmail", subject, {"attempt": 1}))
+    lines = cli.run("log", "--subject", "émile@CORP.example", cwd=workdir).stdout.splitlines()
+    assert len(lines) == 1 and f"subject={subject} phase=START" in lines[0]

@@ -313,6 +313,7 @@ class PairAttempt:
                 carry,
                 retry_ids=retry,
                 since=self.limits.since,
+                attempt=self.attempt_no,
             )
             try:
                 page, tally = self._fetch(request)

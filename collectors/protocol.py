@@ -52,6 +52,10 @@ class FetchRequest:
     """Item ids that failed earlier and must be fetched again before new pages."""
     since: str | None = None
     """RFC 3339 lower bound of a full sync's window, or None for no bound."""
+    attempt: int = 1
+    """The pair's attempt number (its START's `attempt`). A service ignores it; the demo source
+    draws its faults on it, so a rerun meets new faults as it would on a real service instead of
+    the very ones the last process met."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,11 @@
 """Deterministic fault injection for the `sim://` source.
 
-Whether a request fails is a pure function of (seed, the request, how many times this process has
-made that same request before): a retry of the same request is a new draw and can succeed, and two
-processes that make the same sequence of requests see the same faults. The per-process occurrence
+Whether a request fails is a pure function of (seed, the request, the pair's attempt number, how
+many times this process has made that same request before): a retry of the same request is a new
+draw and can succeed, and two processes that make the same sequence of requests see the same
+faults. The attempt number comes from the ledger, so a rerun of the same command (the next
+attempt) meets new draws, as it would on a real service, instead of repeating the faults that
+stopped the last run. The per-process occurrence
 counter is the only mutable state, behind a lock, because the runner fetches from several threads.
 """
 
@@ -36,6 +39,7 @@ def request_identity(request: FetchRequest) -> str:
             sorted(request.carry.items()),
             list(request.retry_ids),
             request.since,
+            request.attempt,
         ]
     )
     return digest(encoded.decode(), size=32)

@@ -129,3 +129,21 @@ def test_workers_1_ledgers_are_identical_but_for_ids_and_times(
     a = {t: cli.items(tmp_path / "a" / "sweep.db", t) for t in cli.ITEM_TABLES}
     b = {t: cli.items(tmp_path / "b" / "sweep.db", t) for t in cli.ITEM_TABLES}
     assert a == b
+
+
+def test_a_rerun_meets_new_faults_so_reruns_converge_without_retries(
+    workdir: Path, cli: SweepCLI
+) -> None:
+    """With no retries inside a run, every fault ends its attempt as an error; the next run is
+    the pair's next attempt and draws anew, so rerunning the same command converges instead of
+    meeting the very faults the last process met."""
+    source = "sim://?subjects=3&seed=5&errors=0.3&item_errors=0.05"
+    codes = []
+    for _ in range(25):
+        run = cli.run("run", "--source", source, "--exhaust", "--max-retries", "0", cwd=workdir)
+        codes.append(run.returncode)
+        if run.returncode == 0:
+            break
+        assert run.returncode == 3, run.stderr[-1500:]
+    assert codes[0] == 3 and codes[-1] == 0, codes
+    assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0

@@ -30,8 +30,22 @@ from .errors import (
 )
 from .protocol import CURSOR_KEYS, FetchRequest, Page, Source
 from .retry import RetryPolicy, RetryTally, Stopped, call_with_retries
-from .sink import write_items
+from .sink import forget_unlisted, write_items
 from .writer import Pending, Writer
+
+
+@dataclass(slots=True)
+class _FullPass:
+    """A pass's reconciliation: a full pass without a window lists everything the service holds,
+    so its end tombstones the stored items it did not list (`sink.forget_unlisted`), those that
+    no page after seq `listed_after` listed. That bound is the seq before the pass's first page,
+    set when that page is built and carried by every PAGE of the pass (`pass_from`), so an
+    attempt resuming the pass from its checkpoint keeps it; a pass resumed without one (written
+    before the field existed) is not reconciled, since what its earlier pages listed is unknown.
+    """
+
+    reconcile: bool
+    listed_after: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +143,7 @@ class PairAttempt:
         self.count = 0
         self.pages = 0
         self.outstanding: list[str] = []
+        self._pass = _FullPass(reconcile=False)
         self._deferred: list[tuple[Callable[[Transaction], None], int]] = []
         """Builds (with the items their pages count) waiting for the next commit."""
         self._inflight: (
@@ -299,6 +314,7 @@ class PairAttempt:
         token = checkpoint.get("token") if checkpoint else None
         carry: Mapping[str, str] = (checkpoint or {}).get("carry") or {}
         page_no = int((checkpoint or {}).get("page") or 0)
+        self._full_pass(cursor, checkpoint)
         seen_tokens: set[str] = set()
         previous_ids: frozenset[str] = frozenset()
         retry: list[str] = list(self.outstanding) if checkpoint is not None else []
@@ -322,6 +338,7 @@ class PairAttempt:
                     raise
                 token, carry, page_no, retry = None, {}, 0, []
                 seen_tokens, previous_ids = set(), frozenset()
+                self._full_pass(cursor, None)
                 continue
             except CursorExpired as expired:
                 if not cursor:
@@ -338,6 +355,7 @@ class PairAttempt:
                 cursor, token, carry, page_no, retry = {}, None, {}, 0, []
                 seen_tokens, previous_ids = set(), frozenset()
                 snap.cursors.pop(unit, None)
+                self._full_pass(cursor, None)
                 continue
             if retry:
                 # a page of the retried items only: pagination stays where it was
@@ -360,6 +378,17 @@ class PairAttempt:
                     self._give_up_on_items()
                 return dict(page.cursor)
             token, carry = page.next_page_token, page.carry
+
+    def _full_pass(self, cursor: Mapping[str, str], checkpoint: Mapping[str, Any] | None) -> None:
+        """The pass starting here (or resumed from `checkpoint`): whether its end reconciles."""
+        if cursor or self.limits.since is not None:
+            self._pass = _FullPass(reconcile=False)
+        elif checkpoint is None:
+            self._pass = _FullPass(reconcile=True)
+        else:
+            found = checkpoint.get("pass_from")
+            known = isinstance(found, int)
+            self._pass = _FullPass(reconcile=known, listed_after=found if known else None)
 
     def _fetch(self, request: FetchRequest) -> tuple[Page, RetryTally]:
         """One page, retried; a restart (expired token or cursor) keeps what it cost for the
@@ -417,9 +446,21 @@ class PairAttempt:
             self.outstanding = [i for i in self.outstanding if i not in retried]
         self.outstanding += [i for i in page.failed_ids if i not in self.outstanding]
         write_unit_cursor = unit is not None and page.exhausted and not self.outstanding
+        full = self._pass  # this pass's: the next one may begin before this page is built
+        completes = full.reconcile and page.exhausted and not self.outstanding
 
         def build(tx: Transaction) -> None:
-            stats = write_items(tx.conn, self.service, self.subject, page.items, seq=tx.next_seq)
+            seq = tx.next_seq
+            stats = write_items(tx.conn, self.service, self.subject, page.items, seq=seq)
+            pass_from = vanished = None
+            if full.reconcile:
+                if full.listed_after is None:  # the pass's first page (builds run in order)
+                    full.listed_after = seq - 1
+                pass_from = full.listed_after
+            if completes and pass_from is not None:
+                vanished = forget_unlisted(
+                    tx.conn, self.service, self.subject, unit, pass_from, seq
+                )
             tx.append(
                 self._event(
                     EventKind.PAGE,
@@ -434,7 +475,9 @@ class PairAttempt:
                     inserted=stats.inserted,
                     updated=stats.updated,
                     unchanged=stats.unchanged,
-                    deleted=stats.deleted,
+                    deleted=stats.deleted + (vanished or 0),
+                    vanished=vanished or None,
+                    pass_from=pass_from,
                     requests=page.requests + cost.get("requests", 0),
                     rate_limited=page.rate_limited + cost.get("rate_limited", 0),
                     quota_units=page.quota_units + cost.get("quota_units", 0),

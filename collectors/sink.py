@@ -7,8 +7,11 @@ commit together (DESIGN 3), so "persisted" is exact. Rows are keyed by (subject_
   NULL) and clears `deleted`.
 - A tombstone sets `deleted = 1` and keeps every other column (fields it carries are merged in); for
   an id never seen it still records a row, so the deletion is known.
-- `last_seq` is the ledger seq of the page that last changed the row; an unchanged row is not
-  written at all.
+- `last_seq` is the ledger seq of the page that last changed the row; `listed_seq` that of the
+  page that last listed it, changed or not (an unchanged row gets only that).
+- A full pass that ends lists everything the service still holds: `forget_unlisted` then
+  tombstones the live rows the pass did not list (a deletion a changes feed would have reported,
+  had its cursor not expired or been reset).
 
 `WriteStats` is computed against the rows as they were, so writing the same page twice reports
 everything `unchanged` the second time.
@@ -115,9 +118,12 @@ def ensure_item_tables(conn: sqlite3.Connection) -> None:
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {_quote(table)} (\n"
             f"  subject_email TEXT NOT NULL,\n  id TEXT NOT NULL{columns},\n"
-            f"  deleted INTEGER NOT NULL DEFAULT 0,\n  last_seq INTEGER,\n"
+            f"  deleted INTEGER NOT NULL DEFAULT 0,\n  last_seq INTEGER,\n  listed_seq INTEGER,\n"
             f"  PRIMARY KEY (subject_email, id)\n)"
         )
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({_quote(table)})")}
+        if "listed_seq" not in present:  # tables made before the column: no row listed yet
+            conn.execute(f"ALTER TABLE {_quote(table)} ADD COLUMN listed_seq INTEGER")
 
 
 def write_items(
@@ -156,16 +162,50 @@ def write_items(
         conn.executemany(
             _UPSERT[service],
             [
-                (subject, item_id, *(row[n] for n in columns), row["deleted"], seq)
+                (subject, item_id, *(row[n] for n in columns), row["deleted"], seq, seq)
                 for item_id, row in writes.items()
             ],
+        )
+    listed = [item_id for item_id in rows if item_id not in writes]
+    if listed and seq is not None:
+        conn.executemany(
+            f"UPDATE {_quote(table)} SET listed_seq = ? WHERE subject_email = ? AND id = ?",
+            [(seq, subject, item_id) for item_id in listed],
         )
     return WriteStats(fetched=len(items), **counts)
 
 
+UNIT_COLUMN: Mapping[str, str] = {"chat": "space"}
+"""The column naming a unit's items, for a service whose passes go unit by unit."""
+
+
+def forget_unlisted(
+    conn: sqlite3.Connection,
+    service: str,
+    subject: str,
+    unit: str | None,
+    listed_after: int,
+    seq: int,
+) -> int:
+    """Tombstone the live rows of `subject` (and `unit`) that no page after seq `listed_after`
+    listed; how many. For the end of a full pass that began after `listed_after`: what it did
+    not list, the service no longer holds. A row with no `listed_seq` predates the column and
+    was not listed by this pass either."""
+    table = _quote(ITEM_TABLES[service])
+    sql = (
+        f"UPDATE {table} SET deleted = 1, last_seq = ? WHERE subject_email = ? AND deleted = 0 "
+        "AND (listed_seq IS NULL OR listed_seq <= ?)"
+    )
+    args: list[object] = [seq, subject, listed_after]
+    if unit is not None:
+        sql += f" AND {_quote(UNIT_COLUMN[service])} = ?"
+        args.append(unit)
+    return conn.execute(sql, args).rowcount
+
+
 def _upsert_sql(service: str) -> str:
     table, columns = ITEM_TABLES[service], COLUMNS[service]
-    names = ["subject_email", "id", *columns, "deleted", "last_seq"]
+    names = ["subject_email", "id", *columns, "deleted", "last_seq", "listed_seq"]
     updates = ", ".join(f"{_quote(n)} = excluded.{_quote(n)}" for n in names[2:])
     return (
         f"INSERT INTO {_quote(table)} ({', '.join(map(_quote, names))}) "

@@ -524,6 +524,8 @@ def _page_checkpoint(
         "token": data.get("next_page_token"),
         "carry": data.get("carry") or {},
     }
+    if "pass_from" in data:  # a full pass's bound, which the attempt resuming it keeps
+        checkpoint["pass_from"] = data["pass_from"]
     if not exhausted:
         return checkpoint
     if outstanding:

@@ -101,11 +101,12 @@ class SweepCommand:
 
     @staticmethod
     def items(db: Path, table: str) -> set[tuple[Any, ...]]:
-        """Every row of an item table except the ledger position it was written at."""
+        """Every row of an item table except the ledger positions it was written and listed at
+        (`deleted` included: a tombstone is part of what a sweep must agree on)."""
         conn = sqlite3.connect(db)
         try:
             cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-            keep = ", ".join(c for c in cols if c != "last_seq")
+            keep = ", ".join(c for c in cols if c not in ("last_seq", "listed_seq"))
             return {tuple(r) for r in conn.execute(f"SELECT {keep} FROM {table}")}
         finally:
             conn.close()

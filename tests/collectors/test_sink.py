@@ -17,6 +17,7 @@ from sweepledger.collectors.sink import (
     ITEM_TABLES,
     WriteStats,
     ensure_item_tables,
+    forget_unlisted,
     write_items,
 )
 
@@ -62,12 +63,20 @@ def row(conn: sqlite3.Connection, item_id: str, table: str = "gmail_messages") -
 
 
 def test_tables_have_the_operator_columns(conn: sqlite3.Connection) -> None:
-    """Each item table has subject_email, id, deleted, last_seq and its service's columns."""
+    """Each item table has subject_email, id, deleted, last_seq, listed_seq and its service's
+    columns."""
     ensure_item_tables(conn)
     for service in SERVICES:
         info = conn.execute(f"PRAGMA table_info({ITEM_TABLES[service]})").fetchall()
         names = [column[1] for column in info]
-        assert names == ["subject_email", "id", *COLUMNS[service], "deleted", "last_seq"]
+        assert names == [
+            "subject_email",
+            "id",
+            *COLUMNS[service],
+            "deleted",
+            "last_seq",
+            "listed_seq",
+        ]
         assert [column[1] for column in info if column[5]] == ["subject_email", "id"]
     assert set(ITEM_TABLES) == set(SERVICES)
 
@@ -208,3 +217,47 @@ def _listing(source: SimSource, service: str, subject: str, unit: str | None) ->
     if service == "chat":
         return [m.id for m in ws.chat_messages(subject, str(unit))]
     return [f.id for f in ws.drive_files(subject)]
+
+
+def test_a_full_pass_tombstones_only_what_it_did_not_list(conn: sqlite3.Connection) -> None:
+    """An unchanged item a page lists gets that page's seq as `listed_seq` (not `last_seq`);
+    the end of a full pass that began after seq 15 tombstones the live rows no later page
+    listed, and nothing else."""
+    write_items(conn, "gmail", SUBJECT, [message("m1"), message("m2"), message("m3")], seq=10)
+    write_items(conn, "gmail", SUBJECT, [Item("m4", {}, deleted=True)], seq=11)
+    stats = write_items(conn, "gmail", SUBJECT, [message("m1"), message("m3")], seq=20)
+    assert stats.unchanged == 2
+    assert (row(conn, "m1")["last_seq"], row(conn, "m1")["listed_seq"]) == (10, 20)
+    assert row(conn, "m2")["listed_seq"] == 10
+    assert forget_unlisted(conn, "gmail", SUBJECT, None, 15, 21) == 1
+    assert row(conn, "m2")["deleted"] == 1 and row(conn, "m2")["last_seq"] == 21
+    assert row(conn, "m2")["subject"] == "Budget"  # a tombstone keeps what was known
+    assert [row(conn, i)["deleted"] for i in ("m1", "m3", "m4")] == [0, 0, 1]
+    assert forget_unlisted(conn, "gmail", SUBJECT, None, 15, 22) == 0  # nothing more to forget
+
+
+def test_a_units_pass_forgets_only_that_units_items(conn: sqlite3.Connection) -> None:
+    """Chat passes go space by space: the end of one space's pass leaves the others alone."""
+
+    def chat(item_id: str, space: str) -> Item:
+        return Item(item_id, {"space": space, "text": "hi"})
+
+    write_items(conn, "chat", SUBJECT, [chat("a1", "spaces/A"), chat("b1", "spaces/B")], seq=5)
+    assert forget_unlisted(conn, "chat", SUBJECT, "spaces/A", 8, 9) == 1
+    assert row(conn, "a1", "chat_messages")["deleted"] == 1
+    assert row(conn, "b1", "chat_messages")["deleted"] == 0
+
+
+def test_tables_made_before_listed_seq_get_the_column(tmp_path: Path) -> None:
+    """A ledger whose item tables predate `listed_seq` gains it (empty) when opened for a run."""
+    connection = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    connection.execute(
+        "CREATE TABLE gmail_messages (subject_email TEXT NOT NULL, id TEXT NOT NULL, "
+        "deleted INTEGER NOT NULL DEFAULT 0, last_seq INTEGER, PRIMARY KEY (subject_email, id))"
+    )
+    connection.execute("INSERT INTO gmail_messages (subject_email, id) VALUES ('a@x', 'm1')")
+    ensure_item_tables(connection)
+    names = [c[1] for c in connection.execute("PRAGMA table_info(gmail_messages)")]
+    assert names[-1] == "listed_seq"
+    assert connection.execute("SELECT listed_seq FROM gmail_messages").fetchall() == [(None,)]
+    connection.close()

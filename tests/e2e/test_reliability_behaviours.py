@@ -118,9 +118,13 @@ def test_since_bounds_the_full_sync_and_is_part_of_the_sweep(workdir: Path, cli:
 
 def test_expired_cursors_reset_and_resync_in_full(workdir: Path, cli: SweepCLI) -> None:
     """A cursor the service declares expired is reset (CURSOR_RESET reason=expired) and the
-    pair resyncs in full in the same attempt: nothing is lost, no regression is reported."""
+    pair resyncs in full in the same attempt: nothing is lost, no regression is reported, and
+    the items the full listing no longer holds are tombstoned, as the changes feed would have
+    reported them: the item tables equal an incremental sweep's, row for row."""
     base = "sim://?subjects=2&seed=6"
     assert cli.run("run", "--exhaust", "--source", base, cwd=workdir).returncode == 0
+    first = workdir / "sweep.db"
+    assert all(row[-1] == 0 for t in cli.ITEM_TABLES for row in cli.items(first, t))
     expired = f"{base}&generation=2&expire_cursors=1"
     run = cli.run("run", "--exhaust", "--source", expired, "--no-resume", cwd=workdir)
     assert run.returncode == 0, run.stderr[-800:]
@@ -132,11 +136,42 @@ def test_expired_cursors_reset_and_resync_in_full(workdir: Path, cli: SweepCLI) 
     reference = workdir / "ref"
     reference.mkdir()
     gen2 = f"{base}&generation=2"
+    assert cli.run("run", "--exhaust", "--source", base, cwd=reference).returncode == 0
     assert cli.run("run", "--exhaust", "--source", gen2, cwd=reference).returncode == 0
-    for table in cli.ITEM_TABLES:
-        live = {r for r in cli.items(db, table) if r[2] == 0}
-        expected = {r for r in cli.items(reference / "sweep.db", table) if r[2] == 0}
-        assert expected <= live, table
+    assert cli.snapshot(db) == cli.snapshot(reference / "sweep.db")
+    vanished = cli.query(db, "SELECT SUM(json_extract(data, '$.vanished')) FROM events")[0][0]
+    tombstones = cli.query(db, "SELECT COUNT(*) FROM gmail_messages WHERE deleted = 1")[0][0]
+    assert vanished and tombstones, "generation 2 deletes items: the resync must find them"
+
+
+def test_a_resync_spread_over_runs_still_finds_every_deletion(
+    tmp_path: Path, cli: SweepCLI
+) -> None:
+    """A resync cut into attempts of two pages, each in its own run: each attempt resumes the
+    full pass from its checkpoint, which keeps the seq the pass began after, so the pass's end
+    tombstones exactly what the service deleted (an incremental sweep's rows, row for row)."""
+    base = "sim://?subjects=3&seed=8"
+    resync, reference = tmp_path / "resync", tmp_path / "ref"
+    for folder in (resync, reference):
+        folder.mkdir()
+        assert cli.run("run", "--exhaust", "--source", base, cwd=folder).returncode == 0
+    expired = f"{base}&generation=2&expire_cursors=1"
+    codes = []
+    for _ in range(30):
+        codes.append(cli.run("run", "--max-pages", "2", "--source", expired, cwd=resync).returncode)
+        if codes[-1] == 0:
+            break
+    assert codes[-1] == 0 and len(codes) >= 3, codes
+    gen2 = f"{base}&generation=2"
+    assert cli.run("run", "--exhaust", "--source", gen2, cwd=reference).returncode == 0
+    db = resync / "sweep.db"
+    assert cli.snapshot(db) == cli.snapshot(reference / "sweep.db")
+    resumed = cli.query(
+        db,
+        "SELECT COUNT(*) FROM events WHERE kind = 'PAGE' AND json_extract(data, '$.vanished') "
+        "AND json_extract(data, '$.page') > 2",
+    )[0][0]
+    assert resumed, "some pass must have ended in a later attempt than it began"
 
 
 def test_reset_cursor_forces_a_full_resync(workdir: Path, cli: SweepCLI) -> None:

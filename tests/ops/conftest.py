@@ -87,12 +87,13 @@ class Ops:
 
     @staticmethod
     def items(conn: sqlite3.Connection, table: str) -> dict[tuple[str, str], tuple[Any, ...]]:
-        """An item table as {(subject_email, id): row without last_seq}."""
+        """An item table as {(subject_email, id): row without last_seq and listed_seq} (so
+        `deleted` is the row's last value)."""
         try:
             cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
         except sqlite3.Error:
             return {}
-        keep = [c for c in cols if c != "last_seq"]
+        keep = [c for c in cols if c not in ("last_seq", "listed_seq")]
         if not keep:
             return {}
         rows = conn.execute(f"SELECT {', '.join(keep)} FROM {table}")

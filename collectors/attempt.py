@@ -8,9 +8,10 @@ leaves a page checkpoint, so the next attempt continues where this one stopped.
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,6 +152,8 @@ class PairAttempt:
         ) = None
         self._start_build: Callable[[Transaction], None] | None = None
         self._snap = _Snapshot(0, None, [], [], 0, {})
+        self._seen = 0
+        """The head of the state the attempt read its pair from."""
         self._tally: RetryTally | None = None
         """The tally of the call in flight; no PAGE records it if the call ends the attempt."""
         self._pending = RetryTally()
@@ -216,14 +219,54 @@ class PairAttempt:
         self._commit(build, defer=defer)
         return build
 
-    def _end(self, *events: NewEvent) -> None:
-        """Append what ends the attempt; return once it, and all before it, is durable."""
+    def _end(self, *events: NewEvent) -> int | None:
+        """Append what ends the attempt; return once it, and all before it, is durable.
+
+        An operator's `reset-cursor` of this pair that landed after the attempt read its cursors
+        (from another process, while the attempt ran from the cursor it forgot) must not be
+        undone: the cursor this attempt earned is not written (CURSOR_SKIP reason=reset, END
+        partial) and the reset is recorded again after the END, which leaves the pair due for
+        the full resync the operator asked for. Returns the seq of that reset, if any.
+        """
         self._await_commit()
-        self._append(*events)
+        found: list[int] = []
+
+        def build(tx: Transaction) -> None:
+            reset = _operator_reset_after(tx.conn, self.service, self.subject, self._seen)
+            if reset is not None:
+                found.append(reset)
+            for event in events if reset is None else self._undo_for_reset(events, reset):
+                tx.append(event)
+
+        self._commit(build)
         self._await_commit()
+        return found[-1] if found else None
+
+    def _undo_for_reset(self, events: Sequence[NewEvent], reset: int) -> list[NewEvent]:
+        kept = [e for e in events if e.kind is not EventKind.CURSOR_WRITE]
+        if len(kept) < len(events):  # the attempt earned a cursor the reset forgot
+            kept = [
+                self._event(EventKind.CURSOR_SKIP, reason="reset"),
+                self._event(
+                    EventKind.END,
+                    ok=True,
+                    count=self.count,
+                    partial=True,
+                    detail=f"reset: the cursor was reset at seq {reset} during the attempt",
+                ),
+            ]
+        again = self._event(
+            EventKind.CURSOR_RESET,
+            reason=f"the reset at seq {reset} came during attempt {self.attempt_no}",
+            operator=True,
+        )
+        return [*kept, again]
 
     def run(self) -> AttemptResult:
-        snap = self._snap = self.writer.read(lambda s: _snapshot(s, self.service, self.subject))
+        snap, self._seen = self.writer.read(
+            lambda s: (_snapshot(s, self.service, self.subject), s.head)
+        )
+        self._snap = snap
         self.outstanding = list(snap.outstanding)
         self.attempt_no = snap.attempts + 1
         tally = self._tally = RetryTally()
@@ -515,9 +558,11 @@ class PairAttempt:
             self._event(EventKind.END, ok=True, count=self.count, partial=False, exhausted=True)
         )
         try:
-            self._end(*events)
+            reset = self._end(*events)
         except Exception as error:
             return self._fail(snap, _refused(error))
+        if reset is not None:
+            return AttemptResult(self.service, self.subject, "PARTIAL", self.count)
         return AttemptResult(self.service, self.subject, "COMPLETE", self.count)
 
     def _skip(
@@ -621,3 +666,16 @@ def _check_progress(
 
 
 __all__ = ["AttemptLimits", "AttemptResult", "PairAttempt", "unit_key"]
+
+
+def _operator_reset_after(
+    conn: sqlite3.Connection, service: str, subject: str, seen: int
+) -> int | None:
+    """The seq of the latest operator's CURSOR_RESET of the pair after seq `seen` (None if
+    none): the attempt's own resets (an expired cursor) are not the operator's."""
+    row = conn.execute(
+        "SELECT max(seq) FROM events WHERE service = ? AND subject = ? AND seq > ? "
+        "AND kind = 'CURSOR_RESET' AND json_extract(data, '$.operator')",
+        (service, subject, seen),
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])

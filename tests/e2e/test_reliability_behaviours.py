@@ -4,6 +4,7 @@ window, expired cursors and an operator's cursor reset."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -201,4 +202,42 @@ def test_reset_cursor_forces_a_full_resync(workdir: Path, cli: SweepCLI) -> None
     full = [line for line in starts if "from:full" in line]
     assert len(full) == 1 and "service=gmail subject=user1@example.com" in full[0]
     assert len(starts) == 8
+    assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
+
+
+def test_a_reset_during_the_pairs_attempt_is_not_undone(workdir: Path, cli: SweepCLI) -> None:
+    """`reset-cursor` from another process while the pair's attempt runs from the cursor it
+    forgets: the attempt does not write the cursor it earned (CURSOR_SKIP reason=reset), the
+    reset is recorded again after its END, and the next run resyncs the pair in full."""
+    quick = "sim://?subjects=1&page_size=500"  # one page per pass
+    first = cli.run("run", "--exhaust", "--services", "gmail", "--source", quick, cwd=workdir)
+    assert first.returncode == 0, first.stderr[-800:]
+    slow = f"{quick}&latency_ms=2000"
+    db = workdir / "sweep.db"
+    head = cli.query(db, "SELECT max(seq) FROM events")[0][0]
+    proc = cli.start("run", "--exhaust", "--services", "gmail", "--source", slow, cwd=workdir)
+    deadline = time.monotonic() + 20
+    started = "SELECT 1 FROM events WHERE kind = 'RUN_START' AND seq > ?"
+    while not cli.query(db, started, (head,)):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    reset = cli.run(
+        "reset-cursor",
+        "--service",
+        "gmail",
+        "--subject",
+        "user1@example.com",
+        "--reason",
+        "x",
+        cwd=workdir,
+    )
+    assert reset.returncode == 0, reset.stderr
+    proc.communicate(timeout=60)
+    assert proc.returncode == 3  # the pair is due again: the sweep is not complete
+    kinds = [k for (k,) in cli.query(db, "SELECT kind FROM events WHERE service = 'gmail'")]
+    assert kinds[-5:] == ["START", "PAGE", "CURSOR_SKIP", "END", "CURSOR_RESET"], kinds
+    assert _events(cli, db, "CURSOR_SKIP")[-1]["reason"] == "reset"
+    rerun = cli.run("run", "--exhaust", "--services", "gmail", "--source", slow, cwd=workdir)
+    assert rerun.returncode == 0, rerun.stderr[-800:]
+    assert "attempt:2 from:full" in rerun.stderr
     assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0

@@ -59,7 +59,8 @@ DEFAULT_SOURCE = "sim://"
     "--subjects",
     "subjects",
     default=None,
-    help="Comma-separated emails: only these subjects (a new sweep's roster).",
+    help="Comma-separated emails: only these subjects (a new sweep's roster). Each must be in "
+    "the roster swept: the source's for a new sweep, the open sweep's when continuing it.",
 )
 @click.option(
     "--resume/--no-resume",

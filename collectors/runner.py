@@ -76,6 +76,17 @@ class ScopeMismatch(LedgerError):
     exit_code = 2
 
 
+class UnknownSubjects(LedgerError):
+    """`--subjects` named subjects outside the roster the run would sweep."""
+
+    exit_code = 2
+
+    def __init__(self, unknown: Sequence[str], roster: str) -> None:
+        verb = "is" if len(unknown) == 1 else "are"
+        super().__init__(f"--subjects: {', '.join(unknown)} {verb} not in {roster}")
+        self.unknown = tuple(unknown)
+
+
 @dataclass(frozen=True, slots=True)
 class RunOptions:
     """Everything that shapes a run; recorded in RUN_START (and SWEEP_OPEN for the scope)."""
@@ -340,6 +351,15 @@ class SweepRunner:
                 f"{','.join(self.options.services)}. Rerun with that scope to continue it, or "
                 "with --no-resume to abandon it and open a new sweep"
             )
+        if self.options.subjects is not None:
+            # a subject outside the frozen roster would plan no pair: the run would end
+            # "0/0 planned pairs" and every rerun the same, so a typo must be refused here
+            _refuse_unknown(
+                self.options.subjects,
+                sweep.roster,
+                f"the roster of the open sweep {sweep.sweep_id} ({sweep.roster_size} subjects); "
+                "a subject the source listed since it opened joins a new sweep (--no-resume)",
+            )
 
     def _new_roster(self) -> list[str]:
         """The roster a new sweep freezes: the source's subjects (narrowed by --subjects).
@@ -364,9 +384,7 @@ class SweepRunner:
             self._roster = roster
             return roster
         known = {subject_key(s): s for s in roster}
-        unknown = [s for s in self.options.subjects if subject_key(s) not in known]
-        if unknown:
-            raise LedgerError(f"not in the source's roster: {', '.join(unknown)}")
+        _refuse_unknown(self.options.subjects, roster, f"the roster of {self.source.url}")
         self._roster = sorted(
             {known[subject_key(s)] for s in self.options.subjects}, key=subject_order
         )
@@ -509,3 +527,12 @@ class SweepRunner:
             results=results,
             stop_reason=self.stop_reason,
         )
+
+
+def _refuse_unknown(subjects: Sequence[str], roster: Sequence[str], where: str) -> None:
+    """Raise `UnknownSubjects` for the `subjects` not in `roster` (compared by `subject_key`,
+    as the plan compares them), naming them and `where` the roster comes from."""
+    known = {subject_key(s) for s in roster}
+    unknown = [s for s in subjects if subject_key(s) not in known]
+    if unknown:
+        raise UnknownSubjects(unknown, where)

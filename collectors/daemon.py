@@ -43,7 +43,9 @@ from sweepledger.ledger.ids import new_id
 from sweepledger.ledger.lock import WriterLock
 from sweepledger.projections.attach import open_for_writing
 from sweepledger.projections.live import iso
+from sweepledger.projections.model import SweepInfo
 from sweepledger.projections.runs import last_daemon_cycle
+from sweepledger.projections.tables import load_sweep
 
 EXIT_STOPPED = 0
 MAX_BACKOFF_DOUBLINGS = 3
@@ -128,6 +130,8 @@ class SweepDaemon:
         self.stop = threading.Event()
         self.stop_reason: str | None = None
         self._runner: SweepRunner | None = None
+        self.cycle: int | None = None
+        """The cycle under way or last run (None before the first)."""
         self._guard = threading.RLock()
         """Re-entrant: the signal handler runs on the main thread, maybe inside a guarded block."""
 
@@ -142,22 +146,29 @@ class SweepDaemon:
     def run(self) -> DaemonOutcome:
         lock = acquire_writer_lock(self.db_path, self.daemon_id)
         try:
-            return self._loop(lock)
-        except (LedgerError, SourceConfigError) as error:
-            self._heartbeat(state="stopped", reason=f"{type(error).__name__}: {error}")
-            raise
+            cycle, first = self._prepare(lock)
+            try:
+                return self._loop(lock, cycle, first)
+            except (LedgerError, SourceConfigError) as error:
+                self._heartbeat(
+                    state="stopped", cycle=self.cycle, reason=f"{type(error).__name__}: {error}"
+                )
+                raise
         finally:
             lock.release()
 
-    def _loop(self, lock: WriterLock) -> DaemonOutcome:
-        cycle = self._first_cycle()
+    def _loop(self, lock: WriterLock, cycle: int, first: SweepRunner | None) -> DaemonOutcome:
         self._heartbeat(state="starting", cycle=cycle)
         results: list[CycleResult] = []
         failures = 0
         while True:
             if self.stop.is_set():
+                if first is not None:
+                    first.source.close()
                 return self._stopped(results, EXIT_STOPPED)
-            result = self._cycle(cycle, lock)
+            self.cycle = cycle
+            result = self._cycle(cycle, lock, first)
+            first = None
             results.append(result)
             if result.status == "interrupted":
                 return self._stopped(results, result.exit_code)
@@ -170,26 +181,61 @@ class SweepDaemon:
                 return self._stopped(results, EXIT_STOPPED)
             cycle += 1
 
-    def _first_cycle(self) -> int:
-        """Cycles number on from the ledger's last daemon cycle, so a restarted daemon never
-        reuses a number (and `generation=auto` never goes back in time)."""
-        store, _ = open_for_writing(self.db_path, create=True)
-        try:
-            return last_daemon_cycle(store.conn) + 1
-        finally:
-            store.close()
-
-    def _cycle(self, cycle: int, lock: WriterLock) -> CycleResult:
-        options = replace(self.options, trigger=f"daemon cycle {cycle}")
+    def _prepare(self, lock: WriterLock) -> tuple[int, SweepRunner | None]:
+        """The first cycle's number and its run, whose flags are checked against the ledger
+        here, before the first HEARTBEAT: a daemon refused for its input (another scope or
+        window than the open sweep's, `--subjects` outside the roster) leaves the ledger as it
+        was, as a refused `sweep run` does. The run (with the roster it may have listed) is
+        the first cycle's; None when its source cannot be opened now, and the cycle then fails
+        and is retried as any cycle is."""
+        sweep, cycle = self._ledger_position()
         try:
             source = self.sources(self.options.source_url, cycle)
         except SourceConfigError:
             raise
-        except Exception as error:  # a source that cannot be opened now may be reachable later
-            return self._failed(cycle, None, error)
-        runner = SweepRunner(
+        except Exception:  # reported by the first cycle, which opens it again
+            return cycle, None
+        runner = self._new_runner(cycle, source, lock)
+        try:
+            runner.check_flags(sweep)
+        except SourceUnavailable:
+            pass  # not the input's fault: the first cycle lists the roster again
+        except BaseException:
+            source.close()
+            raise
+        return cycle, runner
+
+    def _ledger_position(self) -> tuple[SweepInfo | None, int]:
+        """The ledger's latest sweep and the first cycle's number. Cycles number on from the
+        ledger's last daemon cycle, so a restarted daemon never reuses a number (and
+        `generation=auto` never goes back in time). A ledger not created yet stays uncreated."""
+        if not (self.db_path.exists() and self.db_path.stat().st_size > 0):
+            return None, 1
+        store, _ = open_for_writing(self.db_path)
+        try:
+            sweep, _ = load_sweep(store.conn)
+            return sweep, last_daemon_cycle(store.conn) + 1
+        finally:
+            store.close()
+
+    def _new_runner(self, cycle: int, source: Source, lock: WriterLock) -> SweepRunner:
+        options = replace(self.options, trigger=f"daemon cycle {cycle}")
+        return SweepRunner(
             self.db_path, source, options, streams=self.streams, stop=self.stop, lock=lock
         )
+
+    def _cycle(self, cycle: int, lock: WriterLock, runner: SweepRunner | None) -> CycleResult:
+        """Run one cycle: `runner` is the one `_prepare` checked (the first cycle), else a new
+        one over the cycle's source."""
+        if runner is None:
+            try:
+                source = self.sources(self.options.source_url, cycle)
+            except SourceConfigError:
+                raise
+            except Exception as error:  # a source that cannot be opened now may be back later
+                return self._failed(cycle, None, error)
+            runner = self._new_runner(cycle, source, lock)
+        source = runner.source
         with self._guard:
             self._runner = runner
             stopped = self.stop.is_set()

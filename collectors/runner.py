@@ -27,8 +27,7 @@ from sweepledger.ledger.lock import WriterLock
 from sweepledger.ledger.store import SqliteStore, Transaction
 from sweepledger.projections.attach import open_for_writing
 from sweepledger.projections.completeness import completeness
-from sweepledger.projections.fold import State
-from sweepledger.projections.model import COMPLETE, subject_key, subject_order
+from sweepledger.projections.model import COMPLETE, SweepInfo, subject_key, subject_order
 from sweepledger.projections.plan import resume_plan
 
 from .attempt import AttemptLimits, AttemptResult, PairAttempt
@@ -208,8 +207,8 @@ class SweepRunner:
     def _run(self, writer: Writer, started: float, deadline: float | None) -> RunOutcome:
         opts = self.options
         state = writer.projector.state
-        self._check_scope(state)
-        roster = None if self._sweep_to_continue(state) else self._new_roster()
+        self.check_flags(state.sweep)
+        roster = None if self._sweep_to_continue(state.sweep) else self._new_roster()
 
         def begin(tx: Transaction) -> str:
             state = writer.projector.state
@@ -328,13 +327,21 @@ class SweepRunner:
         except Exception:  # the original error is the one to report
             return
 
-    def _sweep_to_continue(self, state: State) -> bool:
-        sweep = state.sweep
+    def check_flags(self, sweep: SweepInfo | None) -> None:
+        """Refuse a run that the ledger's latest `sweep` rules out, before anything is appended:
+        another scope or window than the open sweep's, or `--subjects` outside the roster the
+        run would sweep. For a new sweep that roster is the source's, listed here once and kept
+        for the run. The run checks itself; the daemon calls this before its first HEARTBEAT so
+        that a refused daemon writes nothing either."""
+        self._check_scope(sweep)
+        if not self._sweep_to_continue(sweep):
+            self._new_roster()
+
+    def _sweep_to_continue(self, sweep: SweepInfo | None) -> bool:
         return sweep is not None and sweep.closed is None and self.options.resume
 
-    def _check_scope(self, state: State) -> None:
-        sweep = state.sweep
-        if sweep is None or sweep.closed is not None or not self.options.resume:
+    def _check_scope(self, sweep: SweepInfo | None) -> None:
+        if sweep is None or not self._sweep_to_continue(sweep):
             return
         window = sweep.options.get("window") or {}
         asked = self._window()

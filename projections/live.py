@@ -126,7 +126,10 @@ def daemon_text(daemon: Mapping[str, Any]) -> str:
             return f"{who} starting cycle {daemon['cycle']}"
         case "stopped":
             why = f" ({daemon['reason']})" if daemon.get("reason") else ""
-            return f"{who} stopped after cycle {daemon['cycle']}{why} at {daemon['last_heartbeat']}"
+            # a daemon stopped (by a signal) before its first cycle ran has no cycle to name
+            when = "before its first cycle" if daemon["cycle"] is None else "after cycle"
+            cycle = "" if daemon["cycle"] is None else f" {daemon['cycle']}"
+            return f"{who} stopped {when}{cycle}{why} at {daemon['last_heartbeat']}"
     return (
         f"{who} is DEAD: it holds no lock; last heartbeat {daemon['last_heartbeat']} "
         f"({daemon['heartbeat_age_s']}s ago)"

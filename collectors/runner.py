@@ -347,9 +347,9 @@ class SweepRunner:
         asked = self._window()
         if asked and asked != window:
             raise ScopeMismatch(
-                f"the open sweep {sweep.sweep_id} was opened with the window "
-                f"{window or 'unbounded'}; this run asks for {asked}. Rerun with the same "
-                "window to continue it, or with --no-resume to abandon it and open a new sweep"
+                f"the open sweep {sweep.sweep_id} was opened with {window_flags(window)}; this "
+                f"run asks for {window_flags(asked)}. Rerun with the same window to continue "
+                "it, or with --no-resume to abandon it and open a new sweep"
             )
         if sweep.source != self.source.url or list(sweep.services) != list(self.options.services):
             raise ScopeMismatch(
@@ -534,6 +534,14 @@ class SweepRunner:
             results=results,
             stop_reason=self.stop_reason,
         )
+
+
+def window_flags(window: dict[str, Any]) -> str:
+    """A full-sync window as the flags that ask for it (`--months-back 2`), as an operator
+    types them: the recorded form is a dict, which reads as Python, not as a command line."""
+    if not window:
+        return "no window (neither --since nor --months-back)"
+    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in window.items())
 
 
 def _refuse_unknown(subjects: Sequence[str], roster: Sequence[str], where: str) -> None:

@@ -96,6 +96,36 @@ def test_open_sweep_resumed_with_another_scope_is_refused_clearly(
     assert _digest(ledger) == before
 
 
+@pytest.mark.parametrize(
+    ("opened", "asked", "line"),
+    [
+        (
+            [],
+            ["--months-back", "2"],
+            "was opened with no window (neither --since nor --months-back); this run asks for "
+            "--months-back 2.",
+        ),
+        (
+            ["--since", "2025-01-01"],
+            ["--months-back", "3"],
+            "was opened with --since 2025-01-01; this run asks for --months-back 3.",
+        ),
+    ],
+)
+def test_another_window_is_named_by_its_flags(
+    workdir: Path, cli: SweepCLI, opened: list[str], asked: list[str], line: str
+) -> None:
+    """Resuming an open sweep with another window names both windows as the flags that ask for
+    them, not as the dicts the ledger records."""
+    source = ["--source", "sim://?subjects=2&page_size=2", "--quiet"]
+    assert cli.run("run", *source, *opened, "--max-pages", "1", cwd=workdir).returncode == 3
+    before = _digest(workdir / "sweep.db")
+    other = cli.run("run", *source, *asked, cwd=workdir)
+    assert other.returncode == 2
+    assert line in other.stderr and "{" not in other.stderr, other.stderr
+    assert _digest(workdir / "sweep.db") == before
+
+
 @pytest.mark.parametrize("command", ["status", "check", "log", "replay", "run"])
 def test_junk_and_foreign_files_are_refused(workdir: Path, cli: SweepCLI, command: str) -> None:
     """A file that is not SQLite, or SQLite that is not a ledger, is refused by every command

@@ -78,7 +78,7 @@ def daemon_command(interval: float, jitter: float, max_cycles: int | None, **fla
         f"sweep daemon {daemon.daemon_id}: ledger {db}, source {options.source_url}, "
         f"every {interval:g}s"
         + (f" (+ up to {jitter:g}s)" if jitter else "")
-        + (f", {max_cycles} cycles" if max_cycles else "")
+        + (f", {_cycles(max_cycles)}" if max_cycles else "")
     )
     restore = _install_signals(daemon)
     try:
@@ -89,10 +89,15 @@ def daemon_command(interval: float, jitter: float, max_cycles: int | None, **fla
             log.close()
     why = f" ({outcome.stop_reason})" if outcome.stop_reason else ""
     click.echo(
-        f"sweep daemon {outcome.daemon_id}: stopped after {len(outcome.cycles)} cycles{why}, "
+        f"sweep daemon {outcome.daemon_id}: stopped after {_cycles(len(outcome.cycles))}{why}, "
         f"exit {outcome.exit_code}"
     )
     sys.exit(outcome.exit_code)
+
+
+def _cycles(count: int) -> str:
+    """`1 cycle`, `3 cycles`."""
+    return f"{count} cycle" if count == 1 else f"{count} cycles"
 
 
 def _install_signals(daemon: SweepDaemon) -> Callable[[], None]:

@@ -237,3 +237,15 @@ def test_a_killed_daemon_is_told_from_an_idle_one(tmp_path: Path, ops: Ops) -> N
     assert "DEAD" in ops.run("status", "--db", str(db), cwd=tmp_path).stdout
     rerun = ops.run("run", "--db", str(db), "--source", AUTO, "--exhaust", cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-500:]
+
+
+def test_the_daemon_counts_its_cycles_in_words(tmp_path: Path, ops: Ops) -> None:
+    """One cycle is `1 cycle`, in the opening line and in the closing one."""
+    done = ops.run(
+        "daemon", "--source", "sim://?subjects=1", "--exhaust", "--interval", "0",
+        "--max-cycles", "1", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    first, *_, last = done.stdout.strip().splitlines()
+    assert first.endswith(", every 0s, 1 cycle"), first
+    assert last.endswith(": stopped after 1 cycle, exit 0"), last

@@ -13,7 +13,7 @@ import click
 
 from sweepledger.collectors.daemon import DaemonOptions, SweepDaemon
 
-from .params import translate_errors
+from .params import open_log, translate_errors
 from .run_cmd import prepare_run, run_command
 
 
@@ -65,7 +65,7 @@ def daemon_command(interval: float, jitter: float, max_cycles: int | None, **fla
     streams: list[IO[str]] = [] if quiet else [sys.stderr]
     log: IO[str] | None = None
     if log_file is not None:
-        log = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+        log = open_log(log_file)  # closed below
         streams.append(log)
     daemon = SweepDaemon(
         path,

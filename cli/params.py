@@ -7,7 +7,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 
@@ -59,6 +59,15 @@ def translate_errors(func: F) -> F:
             raise SystemExit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def open_log(path: str) -> IO[str]:
+    """`--log-file`, opened for appending before the run starts, so a path that cannot be
+    written is refused as bad input (exit 2) before the ledger is touched."""
+    try:
+        return open(path, "a", encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"cannot write the log file {path}: {error.strerror or error}", 2) from None
 
 
 def parse_services(value: str | None) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from .params import (
     UserError,
     db_option,
     env_max_seconds,
+    open_log,
     parse_services,
     parse_subjects,
     translate_errors,
@@ -193,7 +194,11 @@ def run_command(
     streams: list[IO[str]] = [] if quiet else [sys.stderr]
     log: IO[str] | None = None
     if log_file is not None:
-        log = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+        try:
+            log = open_log(log_file)  # closed below
+        except UserError:
+            source.close()
+            raise
         streams.append(log)
     demo = " (the built-in demo workspace)" if source.url.startswith("sim://") else ""
     click.echo(f"sweep run: ledger {db}, source {source.url}{demo}")

@@ -17,6 +17,17 @@ class NotALedger(LedgerError):
         self.path = path
 
 
+class CannotOpen(LedgerError):
+    """The ledger, or a file kept beside it (the writer lock, SQLite's -wal and -shm), cannot
+    be opened or written by this process."""
+
+    exit_code = 2
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"cannot open the ledger {path}: {why}")
+        self.path = path
+
+
 class NoLedger(LedgerError):
     """A read-only command was pointed at a path where no ledger exists."""
 

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from .codec import utc_now
-from .errors import AlreadyRunning
+from .errors import AlreadyRunning, CannotOpen
 
 
 def lock_path(db_path: str | Path) -> Path:
@@ -38,7 +38,13 @@ class WriterLock:
         Retries for `wait` seconds, because a reader probing liveness holds a shared lock for a
         few microseconds and must not make a run fail.
         """
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise CannotOpen(
+                str(self.path)[: -len(".lock")],
+                f"its lock file {self.path} cannot be opened for writing ({error.strerror})",
+            ) from None
         deadline = time.monotonic() + wait
         while True:
             try:

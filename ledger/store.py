@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from . import schema
 from .codec import GENESIS_HASH, chain_hash, decode_data, encode_data, utc_now
-from .errors import MissingFolder, NoLedger, NotALedger, SchemaTooNew
+from .errors import CannotOpen, MissingFolder, NoLedger, NotALedger, SchemaTooNew
 from .events import Event, EventKind, NewEvent
 from .lock import WriterLock
 
@@ -125,8 +125,9 @@ class SqliteStore:
     ) -> SqliteStore:
         """Open a ledger; `create` lays out a new one where no file (or an empty one) exists.
 
-        Raises `NoLedger`, `NotALedger` or `SchemaTooNew` with a one-line explanation, and never
-        changes a file it refuses.
+        Raises `NoLedger`, `NotALedger`, `CannotOpen` or `SchemaTooNew` with a one-line
+        explanation, and never changes a file it refuses. A writer finds out here, not at its
+        first append, that SQLite could only read the file.
         """
         path = Path(path)
         if not path.parent.is_dir():
@@ -137,16 +138,21 @@ class SqliteStore:
         if not exists and not create:
             raise NoLedger(str(path))
         if exists and not os.access(path, os.R_OK):
-            raise NotALedger(str(path), "the file is not readable")
-        if readonly:
-            conn = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=ro",
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-        else:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            raise CannotOpen(str(path), "the file is not readable")
+        if exists and not readonly and not os.access(path, os.W_OK):
+            raise CannotOpen(str(path), "the file is read-only, and this command appends to it")
+        try:
+            if readonly:
+                conn = sqlite3.connect(
+                    f"{path.resolve().as_uri()}?mode=ro",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            else:
+                conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as error:
+            raise _refusal(path, error) from None
         try:
             version = _read_version(conn, path)
             if version is None and (readonly or not create):
@@ -154,22 +160,28 @@ class SqliteStore:
                 if not exists:
                     raise NoLedger(str(path))
                 raise NotALedger(str(path), "an SQLite database without any table")
+            store = cls(path, conn, readonly=readonly)
+            if readonly:
+                conn.execute("PRAGMA query_only = ON")
+            else:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA synchronous = {synchronous}")
+            conn.execute("PRAGMA busy_timeout = 10000")
+            if version is None:
+                with store._immediate():
+                    schema.create(conn)
+            elif version < schema.SCHEMA_VERSION and not readonly:
+                with store._immediate():
+                    schema.migrate(conn, version)
+            elif not readonly:
+                with store._immediate():  # takes the write lock: fails if SQLite can only read
+                    pass
+        except sqlite3.Error as error:
+            conn.close()
+            raise _refusal(path, error) from None
         except BaseException:
             conn.close()
             raise
-        store = cls(path, conn, readonly=readonly)
-        if readonly:
-            conn.execute("PRAGMA query_only = ON")
-        else:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {synchronous}")
-        conn.execute("PRAGMA busy_timeout = 10000")
-        if version is None:
-            with store._immediate():
-                schema.create(conn)
-        elif version < schema.SCHEMA_VERSION and not readonly:
-            with store._immediate():
-                schema.migrate(conn, version)
         return store
 
     def close(self) -> None:
@@ -281,12 +293,36 @@ def _event(row: tuple[Any, ...]) -> Event:
     )
 
 
+_NOT_A_DATABASE = {11, 26}
+"""SQLite's primary result codes CORRUPT and NOTADB: the file's bytes are not a database. Any
+other error (CANTOPEN, READONLY, IOERR, ...) is about access to a file, not about its content."""
+
+
+def _refusal(path: Path, error: sqlite3.Error) -> NotALedger | CannotOpen:
+    """What an SQLite error while opening says about the ledger: its bytes are not a database,
+    or it (or the -wal and -shm files SQLite keeps beside it) cannot be opened, with the reason
+    in the operator's terms where it can be told."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is None or code & 0xFF in _NOT_A_DATABASE:
+        return NotALedger(str(path), f"not an SQLite database ({error})")
+    for side in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if side.is_dir():
+            return CannotOpen(str(path), f"{side} is a folder, not SQLite's file ({error})")
+    if not os.access(path.parent, os.W_OK):
+        return CannotOpen(
+            str(path),
+            f"its folder {path.parent} cannot be written, and SQLite keeps the ledger's "
+            f"-wal and -shm files there ({error})",
+        )
+    return CannotOpen(str(path), f"SQLite: {error}")
+
+
 def _read_version(conn: sqlite3.Connection, path: Path) -> int | None:
     """The ledger's schema version, None for an empty database, or a refusal."""
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError as e:
-        raise NotALedger(str(path), f"not an SQLite database ({e})") from None
+        raise _refusal(path, e) from None
     if not tables:
         return None
     if "meta" not in tables or "events" not in tables:

@@ -52,7 +52,8 @@ def status_command(db: str, as_json: bool, as_of: int | None) -> None:
 @translate_errors
 def check_command(db: str, require_complete: bool, as_json: bool) -> None:
     """Verify the hash chain, seq, guard triggers, attempt grammar, cursor gating and
-    monotonicity, counts, runs and projection tables. Exit 0 if nothing is violated, else 1."""
+    monotonicity, counts, runs and projection tables. Exit 0 if nothing is violated, else 1
+    (2: the file is not a ledger or cannot be opened)."""
     result = check_ledger(db, require_complete=require_complete)
     if as_json:
         _print_json(

@@ -12,6 +12,8 @@ class LedgerError(Exception):
 class NotALedger(LedgerError):
     """The file is not SQLite, or is SQLite but not a Sweepledger ledger."""
 
+    exit_code = 2
+
     def __init__(self, path: str, why: str) -> None:
         super().__init__(f"{path} is not a Sweepledger ledger: {why}")
         self.path = path

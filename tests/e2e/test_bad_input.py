@@ -129,7 +129,7 @@ def test_another_window_is_named_by_its_flags(
 @pytest.mark.parametrize("command", ["status", "check", "log", "replay", "run"])
 def test_junk_and_foreign_files_are_refused(workdir: Path, cli: SweepCLI, command: str) -> None:
     """A file that is not SQLite, or SQLite that is not a ledger, is refused by every command
-    and left as it was."""
+    as bad input (exit 2, as a missing folder is) and left as it was."""
     junk = workdir / "junk.db"
     junk.write_bytes(b"this is not a database, just some bytes" * 50)
     foreign = workdir / "foreign.db"
@@ -140,7 +140,7 @@ def test_junk_and_foreign_files_are_refused(workdir: Path, cli: SweepCLI, comman
     for path, needle in ((junk, "not an SQLite database"), (foreign, "without Sweepledger")):
         before = _digest(path)
         result = cli.run(command, "--db", str(path), cwd=workdir)
-        assert result.returncode != 0
+        assert result.returncode == 2, result.stderr
         assert needle in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
         assert _digest(path) == before

@@ -20,7 +20,7 @@ def _one_subject(value: str, hint: str = "SUBJECT") -> str:
 def _one_service(value: str | None) -> str | None:
     if value is None:
         return None
-    services = parse_services(value)
+    services = parse_services(value, "--service")
     if len(services) != 1:
         raise UserError("name exactly one service", 2)
     return services[0]

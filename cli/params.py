@@ -70,21 +70,26 @@ def open_log(path: str) -> IO[str]:
         raise UserError(f"cannot write the log file {path}: {error.strerror or error}", 2) from None
 
 
-def parse_services(value: str | None) -> tuple[str, ...]:
-    """`gmail,drive` -> canonical order; unknown names and `docs` are refused."""
-    if value is None or value.strip() == "":
+def parse_services(value: str | None, hint: str = "--services") -> tuple[str, ...]:
+    """`gmail,drive` -> canonical order; None (the flag not given) -> all four. Unknown names,
+    `docs` and an empty value are refused (`hint`: the flag the value came from): an empty
+    `--services ''` is more likely an unset variable than a wish for every service, as with
+    `--subjects ''`."""
+    if value is None:
         return SERVICES
     names = [v.strip().lower() for v in value.split(",") if v.strip()]
+    if not names:
+        raise click.BadParameter("no service given", param_hint=hint)
     for name in names:
         if name == "docs":
             raise click.BadParameter(
                 "docs is out of scope: Sweepledger sweeps gmail, calendar, chat and drive",
-                param_hint="--services",
+                param_hint=hint,
             )
         if name not in SERVICES:
             raise click.BadParameter(
                 f"unknown service {name!r}; choose from {', '.join(SERVICES)}",
-                param_hint="--services",
+                param_hint=hint,
             )
     return tuple(s for s in SERVICES if s in names)
 

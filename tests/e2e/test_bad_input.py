@@ -30,6 +30,13 @@ def ledger(workdir: Path, cli: SweepCLI) -> Path:
     [
         (["run", "--services", "gmail,docs"], "docs is out of scope"),
         (["run", "--services", "gmail,fax"], "unknown service 'fax'"),
+        (["run", "--services", ""], "Invalid value for --services: no service given"),
+        (["run", "--services", " , "], "Invalid value for --services: no service given"),
+        (["daemon", "--services", ""], "Invalid value for --services: no service given"),
+        (
+            ["unblock", "user1@example.com", "--service", ""],
+            "Invalid value for --service: no service given",
+        ),
         (
             ["run", "--subjects", "user01@example.com,not-an-email"],
             "'not-an-email' is not an email",

@@ -117,6 +117,8 @@ def log_command(
             written += 1
         if not written:
             _refuse_unknown_ids(store.conn, db, run_id, sweep_id)
+            if subject is not None:
+                _refuse_unknown_subject(store.conn, db, subject)
 
 
 def _sql_subject_key(value: object) -> str | None:
@@ -141,6 +143,26 @@ def _refuse_unknown_ids(
         if found is None:
             noun = column.removesuffix("_id")
             raise UserError(f"no {noun} {value} in {db} ({where})", 2)
+
+
+def _refuse_unknown_subject(conn: sqlite3.Connection, db: str, subject: str) -> None:
+    """No line matched: say so if no event and no sweep's roster names `subject` (compared by
+    `subject_key`, as the filter compares it), as for an unknown run or sweep id; a subject the
+    ledger knows but without lines (paused, blocked, not reached yet) is a plain empty answer."""
+    key = subject_key(subject)
+    named = conn.execute(
+        "SELECT 1 FROM events WHERE subject_key(subject) = ? LIMIT 1", (key,)
+    ).fetchone()
+    listed = (
+        named
+        or conn.execute(
+            "SELECT 1 FROM events, json_each(events.data, '$.roster') AS listed "
+            "WHERE events.kind = 'SWEEP_OPEN' AND subject_key(listed.value) = ? LIMIT 1",
+            (key,),
+        ).fetchone()
+    )
+    if listed is None:
+        raise UserError(f"no subject {subject} in {db} (no roster or event names it)", 2)
 
 
 @click.command("replay")

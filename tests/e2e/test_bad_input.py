@@ -54,6 +54,7 @@ def ledger(workdir: Path, cli: SweepCLI) -> Path:
         (["log", "--run", "run-typo"], "no run run-typo in sweep.db"),
         (["log", "--service", "fax"], "'fax' is not one of"),
         (["log", "--sweep", "sweep-typo"], "no sweep sweep-typo in sweep.db"),
+        (["log", "--subject", "unknown@x"], "no subject unknown@x in sweep.db"),
         (["status", "--as-of", "999999"], "past the last event"),
         (["replay", "--as-of", "999999"], "past the last event"),
         (

@@ -70,6 +70,22 @@ def test_a_subject_the_source_does_not_list_is_refused_as_bad_input(
     assert not (workdir / "sweep.db").exists()
 
 
+def test_log_refuses_a_subject_the_ledger_never_saw(workdir: Path, cli: SweepCLI) -> None:
+    """`log --subject` with a subject no roster or event names is refused (exit 2), as an unknown
+    run or sweep id is; a known subject (any letter case) without matching lines is an empty
+    answer (one page per attempt writes no cursor)."""
+    _open_sweep(workdir, cli)
+    unknown = cli.run("log", "--subject", "nobody@example.com", cwd=workdir)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().splitlines() == [
+        "Error: no subject nobody@example.com in sweep.db (no roster or event names it)"
+    ]
+    empty = cli.run("log", "--subject", "USER1@example.com", "--phase", "CURSOR_WRITE", cwd=workdir)
+    assert (empty.returncode, empty.stdout, empty.stderr) == (0, "", "")
+    lines = cli.run("log", "--subject", "USER1@example.com", cwd=workdir)
+    assert lines.returncode == 0 and "subject=user1@example.com" in lines.stdout
+
+
 def _sweep_id(cli: SweepCLI, ledger: Path) -> str:
     rows = cli.query(ledger, "SELECT sweep_id FROM events WHERE kind = 'SWEEP_OPEN'")
     return str(rows[-1][0])

@@ -58,7 +58,6 @@ def daemon_command(interval: float, jitter: float, max_cycles: int | None, **fla
     """
     quiet = bool(flags.pop("quiet"))
     log_file = flags.pop("log_file")
-    flags.pop("full_sweep")
     db = flags.pop("db")
     path, source, options = prepare_run(db, **flags)
     source.close()  # validated here; each cycle opens its own (`generation=auto` moves on)

@@ -47,7 +47,8 @@ DEFAULT_SOURCE = "sim://"
 @click.option(
     "--full-sweep",
     is_flag=True,
-    help="The whole roster times the selected services (the default; never discards cursors).",
+    help="The whole roster times the selected services (the default; never discards cursors; "
+    "not with --subjects).",
 )
 @click.option("--exhaust", is_flag=True, help="No page limit per attempt.")
 @click.option(
@@ -175,6 +176,7 @@ def run_command(
     path, source, options = prepare_run(
         db,
         source_url=source_url,
+        full_sweep=full_sweep,
         exhaust=exhaust,
         services=services,
         subjects=subjects,
@@ -226,6 +228,7 @@ def prepare_run(
     db: str,
     *,
     source_url: str,
+    full_sweep: bool,
     exhaust: bool,
     services: str | None,
     subjects: str | None,
@@ -247,6 +250,12 @@ def prepare_run(
     ledger is touched."""
     chosen = parse_services(services)
     names = parse_subjects(subjects)
+    if full_sweep and names is not None:
+        # --full-sweep promises the whole roster; --subjects narrows it: honouring either one
+        # silently would do something the command line says not to
+        raise UserError(
+            "give --full-sweep (the whole roster) or --subjects (a few subjects), not both", 2
+        )
     if since is not None and months_back is not None:
         raise UserError("give --since or --months-back, not both: each sets the same window", 2)
     if since is not None:

@@ -47,6 +47,14 @@ def ledger(workdir: Path, cli: SweepCLI) -> Path:
         (["run", "--since", "last tuesday"], "not an RFC 3339 date"),
         (["run", "--max-pages", "0"], "--max-pages"),
         (["run", "--since", "2025-01-01", "--months-back", "3"], "not both"),
+        (
+            ["run", "--full-sweep", "--subjects", "user1@example.com"],
+            "give --full-sweep (the whole roster) or --subjects (a few subjects), not both",
+        ),
+        (
+            ["daemon", "--full-sweep", "--subjects", "user1@example.com"],
+            "give --full-sweep (the whole roster) or --subjects (a few subjects), not both",
+        ),
         (["block", "nobody"], "--reason"),
         (["unpause", "user1@example.com"], "user1@example.com is not paused"),
         (["unblock", "user1@example.com"], "user1@example.com is not blocked"),

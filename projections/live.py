@@ -1,8 +1,10 @@
-"""What an operator watching a sweep asks: how far is the live run, and is the daemon alive?
+"""What an operator watching a sweep asks: is a run alive, how far is it, is the daemon alive?
 
-Both are read off the projections plus two facts only a reader has: which run holds the ledger's
-lock now (`live_run_ids`) and the time. Nothing here is stored: a run's progress is its folded
-counters against the sweep's, and the daemon's state is its last HEARTBEAT judged by the lock.
+All are read off the projections plus two facts only a reader has: which run holds the ledger's
+lock now (`live_run_ids`) and the time. Nothing here is stored: a run's verdict and duration are
+its folded record judged by the lock, its progress is its folded counters against the sweep's,
+and the daemon's state is its last HEARTBEAT judged by the lock. Every view of a run (`status`,
+`replay`, `runs`, the web view) takes them from here, so they never disagree.
 """
 
 from __future__ import annotations
@@ -38,6 +40,33 @@ def seconds_between(start: str, end: str | datetime) -> float | None:
     if stop is None:
         return None
     return round((stop - parse_ts(start)).total_seconds(), 3)
+
+
+STALE_REASON = "stale: its process is gone; the next run closes it as aborted"
+
+
+def run_verdict(run: RunRow, *, live: bool) -> tuple[str, str | None]:
+    """A run's status and reason as every view reports them.
+
+    A run still `running` in the ledger whose process no longer holds the lock is `interrupted`
+    (stale): that is what it is, and the next run records it as aborted. Liveness is a fact of
+    the moment of reading, so the fold never decides it; `live` is the reader's.
+    """
+    if run.status == "running" and not live:
+        return "interrupted", STALE_REASON
+    return run.status, run.reason
+
+
+def run_duration(run: RunRow, *, live: bool, now: datetime) -> float | None:
+    """Seconds the run worked: from its RUN_START to its RUN_END, to now while it is live, and
+    to its last event once its process is gone."""
+    end: str | datetime = run.ended_ts or (now if live else run.last_ts)
+    return seconds_between(run.started_ts, end)
+
+
+def items_rate(items: int, seconds: float | None) -> float | None:
+    """Items per second over `seconds`, as every view of a run shows it (None without time)."""
+    return round(items / seconds, 1) if seconds else None
 
 
 def daemon_cycle(trigger: str | None) -> int | None:

@@ -2,7 +2,8 @@
 
 A run's counters are the fold's (`fold._bump` from its PAGE and END events), never kept by hand,
 so the history of a ledger can always be rebuilt and `sweep check` compares it. What a reader adds
-is only liveness (does the run's process hold the lock?) and the time for a live run's duration.
+is only liveness (does the run's process hold the lock?) and the time for a live run's duration,
+both judged by `live.run_verdict` and `live.run_duration` as `sweep status` judges them.
 """
 
 from __future__ import annotations
@@ -15,15 +16,13 @@ from typing import Any
 from .api import live_run_ids
 from .attach import open_for_reading, projections_current, read_snapshot
 from .bulk import fold_ledger
-from .live import seconds_between
+from .live import items_rate, run_duration, run_verdict, seconds_between
 from .model import COMPLETE, RunRow, subject_order
 from .tables import _unjson, run_from_row
 
 HISTORY_LIMIT = 20
 CHECKPOINT_LIMIT = 1000
 """Unfinished pairs listed in a run's detail (a huge sweep's first ones; the count is exact)."""
-
-STALE_REASON = "stale: its process is gone; the next run closes it as aborted"
 
 COUNTERS = {
     "pairs_attempted": "pairs_attempted",
@@ -45,16 +44,10 @@ COUNTERS = {
 
 
 def run_record(run: RunRow, *, live: bool, now: datetime) -> dict[str, Any]:
-    """One run as the history shows it.
-
-    A run still `running` in the ledger whose process no longer holds the lock is shown as
-    `interrupted` (stale): that is what it is, and the next run records it as aborted.
-    """
-    status, reason = run.status, run.reason
-    if status == "running" and not live:
-        status, reason = "interrupted", STALE_REASON
-    end: str | datetime = run.ended_ts or (now if live else run.last_ts)
-    duration = seconds_between(run.started_ts, end)
+    """One run as the history shows it: its verdict and duration are `live.run_verdict` and
+    `live.run_duration` (a run whose process is gone is `interrupted`)."""
+    status, reason = run_verdict(run, live=live)
+    duration = run_duration(run, live=live, now=now)
     counters = {name: int(run.counters.get(key, 0)) for name, key in COUNTERS.items()}
     fetched = counters["items_fetched"]
     error = None
@@ -88,7 +81,7 @@ def run_record(run: RunRow, *, live: bool, now: datetime) -> dict[str, Any]:
             "workers": opts.get("workers"),
         },
         "counters": counters,
-        "items_per_s": round(fetched / duration, 1) if duration else None,
+        "items_per_s": items_rate(fetched, duration),
         "error": error,
         "by_service": run.by_service,
     }

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from conftest import SweepCLI
@@ -74,3 +75,61 @@ def test_sigkill_then_rerun_converges_to_the_same_items(tmp_path: Path, cli: Swe
     assert cli.items(db, "chat_messages") == cli.items(clean / "sweep.db", "chat_messages")
     stale = cli.query(db, "SELECT data FROM events WHERE kind = 'RUN_END'")
     assert any('"aborted"' in str(r[0]) and '"stale"' in str(r[0]) for r in stale)
+
+
+def _json(cli: SweepCLI, *args: str, cwd: Path) -> Any:
+    done = cli.run(*args, "--json", cwd=cwd)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def _without_clock(report: dict[str, Any]) -> dict[str, Any]:
+    """A status report without what the reading's own time gives (ages) or replay adds."""
+    report = {k: v for k, v in report.items() if k not in ("replayed_events", "seconds")}
+    report["runs"] = [
+        {k: v for k, v in r.items() if k != "last_event_age_s"} for r in report["runs"]
+    ]
+    return report
+
+
+def _kill_mid_attempt(cli: SweepCLI, folder: Path) -> str:
+    """Start a sweep with four pairs in flight, SIGKILL it once it has paged and while an attempt
+    is open; returns its run id."""
+    db = folder / "sweep.db"
+    proc = cli.start("run", "--exhaust", "--workers", "4", "--source", SOURCE, cwd=folder)
+    open_attempts = (
+        "SELECT COUNT(*) FROM events s WHERE s.kind = 'START' AND NOT EXISTS (SELECT 1 FROM "
+        "events e WHERE e.kind = 'END' AND e.service = s.service AND e.subject = s.subject "
+        "AND e.seq > s.seq)"
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            pages = cli.query(db, "SELECT COUNT(*) FROM events WHERE kind = 'PAGE'")[0][0]
+            if pages >= 12 and cli.query(db, open_attempts)[0][0]:
+                break
+        except Exception:
+            pass
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=10)
+    assert cli.query(db, open_attempts)[0][0], "no attempt was open when the run died"
+    return str(cli.query(db, "SELECT run_id FROM events WHERE kind = 'RUN_START'")[0][0])
+
+
+def test_a_killed_run_is_interrupted_in_every_view(tmp_path: Path, cli: SweepCLI) -> None:
+    """After SIGKILL, `status` (text and JSON), `replay --json` and `runs` all call the run
+    interrupted (stale), as the status headline does, and status and replay stay equal."""
+    run_id = _kill_mid_attempt(cli, tmp_path)
+    status = _json(cli, "status", cwd=tmp_path)
+    replayed = _json(cli, "replay", cwd=tmp_path)
+    history = _json(cli, "runs", cwd=tmp_path)
+    assert status["headline"].startswith(f"INTERRUPTED: run {run_id} died without ending")
+    for runs in (status["runs"], replayed["runs"], history):
+        assert (runs[0]["run_id"], runs[0]["status"]) == (run_id, "interrupted")
+        assert runs[0]["reason"].startswith("stale:")
+    assert _without_clock(status) == _without_clock(replayed)
+    text = cli.run("status", cwd=tmp_path).stdout
+    [line] = [line for line in text.splitlines() if line.startswith(f"  {run_id}  ")]
+    assert line.split()[1] == "interrupted" and "running" not in line

@@ -24,6 +24,7 @@ from .model import (
     PairRow,
     RunRow,
     SweepInfo,
+    closed_as_stale,
 )
 
 PairKey = tuple[str, str]
@@ -213,7 +214,13 @@ class State:
         kind = event.kind
         if event.run_id is not None and event.run_id in self.runs:
             run = self.runs[event.run_id]
-            run.last_seq, run.last_ts = event.seq, event.ts
+            if not (
+                kind is EventKind.RUN_END
+                and closed_as_stale(event.data.get("status"), event.data.get("reason"))
+            ):
+                # a run's last event is its own: the stale close is another run's, written
+                # after the dead run stopped working
+                run.last_seq, run.last_ts = event.seq, event.ts
             self.dirty_runs.add(run.run_id)
         if event.service is not None and event.subject is not None:
             self._apply_pair(event)

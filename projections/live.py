@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .model import RunRow
+from .model import RunRow, closed_as_stale
 
 DAEMON_TRIGGER = "daemon cycle "
 """Runs started by `sweep daemon` carry the trigger `daemon cycle N`."""
@@ -59,8 +59,18 @@ def run_verdict(run: RunRow, *, live: bool) -> tuple[str, str | None]:
 
 def run_duration(run: RunRow, *, live: bool, now: datetime) -> float | None:
     """Seconds the run worked: from its RUN_START to its RUN_END, to now while it is live, and
-    to its last event once its process is gone."""
-    end: str | datetime = run.ended_ts or (now if live else run.last_ts)
+    to its own last event once its process is gone.
+
+    A run closed as stale (`RUN_END aborted stale`, appended by the next run) ends at its own
+    last event too: the time it lay dead before that run came is not its work, and its figures
+    do not change when it is closed.
+    """
+    if run.ended_ts and not closed_as_stale(run.status, run.reason):
+        end: str | datetime = run.ended_ts
+    elif run.ended_ts is None and live:
+        end = now
+    else:
+        end = run.last_ts
     return seconds_between(run.started_ts, end)
 
 

@@ -18,6 +18,13 @@ ERR_PREFIX = "ERR:"
 RUN_STATUSES = ("running", "completed", "paused", "interrupted", "failed", "aborted")
 
 
+def closed_as_stale(status: str | None, reason: str | None) -> bool:
+    """Whether a RUN_END is the one the next run appends for a run whose process died
+    (`status=aborted reason=stale`, DESIGN 10). It is written later, by another process: the
+    dead run's own last event is where its work stopped, not this event."""
+    return status == "aborted" and reason == "stale"
+
+
 def service_rank(service: str) -> int:
     """Position in the canonical order; unknown services sort last."""
     return SERVICES.index(service) if service in SERVICES else len(SERVICES)

@@ -45,7 +45,7 @@ COUNTERS = {
 
 def run_record(run: RunRow, *, live: bool, now: datetime) -> dict[str, Any]:
     """One run as the history shows it: its verdict and duration are `live.run_verdict` and
-    `live.run_duration` (a run whose process is gone is `interrupted`)."""
+    `live.run_duration` (a dead run is `interrupted`, and worked until its own last event)."""
     status, reason = run_verdict(run, live=live)
     duration = run_duration(run, live=live, now=now)
     counters = {name: int(run.counters.get(key, 0)) for name, key in COUNTERS.items()}

@@ -133,3 +133,25 @@ def test_a_killed_run_is_interrupted_in_every_view(tmp_path: Path, cli: SweepCLI
     text = cli.run("status", cwd=tmp_path).stdout
     [line] = [line for line in text.splitlines() if line.startswith(f"  {run_id}  ")]
     assert line.split()[1] == "interrupted" and "running" not in line
+
+
+def test_a_killed_runs_figures_do_not_change_when_the_next_run_closes_it(
+    tmp_path: Path, cli: SweepCLI
+) -> None:
+    """A run killed and later closed `aborted stale` by the next run worked until its own last
+    event: its duration and rate are the same before and after the close, in `runs` and
+    `status`, and do not count the time it lay dead."""
+    run_id = _kill_mid_attempt(cli, tmp_path)
+    before = _json(cli, "runs", cwd=tmp_path)[0]
+    time.sleep(1.5)  # dead time, which is not the run's work
+    assert cli.run("run", "--exhaust", "--source", SOURCE, cwd=tmp_path).returncode == 0
+    after = next(r for r in _json(cli, "runs", cwd=tmp_path) if r["run_id"] == run_id)
+    assert (after["status"], after["reason"]) == ("aborted", "stale")
+    assert after["finished"] is not None
+    for key in ("duration_s", "items_per_s", "last_event", "counters"):
+        assert after[key] == before[key], key
+    [shown] = [r for r in _json(cli, "status", cwd=tmp_path)["runs"] if r["run_id"] == run_id]
+    assert (shown["duration_s"], shown["items_per_s"]) == (
+        before["duration_s"],
+        before["items_per_s"],
+    )

@@ -1,15 +1,63 @@
-"""How every view judges a run that died: liveness and time are the reader's, the rest the
-fold's."""
+"""How every view judges a run that died: liveness and time are the reader's, the rest the fold's.
+
+The ledgers here are written to real SQLite files through the write-through projector, so the
+tables `status` and `runs` read and the fold `replay` does are both exercised.
+"""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sweepledger.ledger.store import SqliteStore
+from sweepledger.projections.attach import open_for_writing
 from sweepledger.projections.fold import fold
-from sweepledger.projections.live import run_verdict
+from sweepledger.projections.live import run_duration, run_verdict
+from sweepledger.projections.runs import read_runs
 from sweepledger.projections.status import build_report, gather_from_state
+from sweepledger.projections.tables import state_rows, stored_rows
 
 from .builder import Recorder
 
 A = "ana@corp.example"
+
+
+def _append(store: SqliteStore, rec: Recorder, start: int) -> int:
+    """Append the recorder's events from index `start` one by one (each its own transaction,
+    with its own timestamp, as a run appends them); returns where the next call starts."""
+    for event in rec.news[start:]:
+        store.append([event])
+    return len(rec.news)
+
+
+def test_a_run_closed_as_stale_worked_until_its_own_last_event(db_path: Path) -> None:
+    """The next run's `RUN_END aborted stale` closes the dead run but is not its event: the run's
+    last event stays its own, its duration ends there (not at the close, after the time it lay
+    dead), and its rate is what it was before the close, in the tables and in the fold."""
+    rec = Recorder()
+    rec.run_start("run-1", "sweep-1")
+    rec.sweep_open([A], ["gmail"])
+    rec.start("gmail", A)
+    rec.page("gmail", A, 40, exhausted=False)
+    store, _ = open_for_writing(db_path, create=True)
+    with store:
+        done = _append(store, rec, 0)
+        [before] = read_runs(db_path)
+        time.sleep(0.5)
+        rec.run_end("aborted", "stale", run="run-1")
+        _append(store, rec, done)
+        [after] = read_runs(db_path)
+        state = fold(store.read())
+        assert stored_rows(store.conn) == state_rows(state)
+    assert (before["status"], after["status"]) == ("interrupted", "aborted")
+    assert after["finished"] is not None and after["finished"] > before["last_event"]
+    assert after["last_event"] == before["last_event"]
+    assert after["duration_s"] == before["duration_s"] < 0.5
+    assert after["items_per_s"] == before["items_per_s"] is not None
+    run = state.runs["run-1"]
+    assert run.last_seq == rec.seq - 1
+    assert run_duration(run, live=False, now=datetime.now(UTC)) == before["duration_s"]
 
 
 def test_a_dead_run_is_interrupted_for_every_reader() -> None:

@@ -25,6 +25,7 @@ from .model import (
     RunRow,
     SweepInfo,
     closed_as_stale,
+    interrupted_detail,
 )
 
 PairKey = tuple[str, str]
@@ -356,6 +357,7 @@ class State:
                 old = self._before(row.subject)
                 row.state = PARTIAL
                 row.interrupted = True
+                row.last_detail = interrupted_detail(run.run_id)
                 row.open_run_id = row.open_seq = None
                 row.updated_seq = event.seq
                 self.dirty_pairs.add(key)

@@ -25,6 +25,13 @@ def closed_as_stale(status: str | None, reason: str | None) -> bool:
     return status == "aborted" and reason == "stale"
 
 
+def interrupted_detail(run_id: str | None) -> str:
+    """Why a pair is PARTIAL when its attempt has a START and no END whose run is no longer
+    live (DESIGN 4 "interrupted"), worded as an END's own detail (`interrupted: cursor not
+    written` after a signal): the attempt left no END to say it."""
+    return f"interrupted: run {run_id} ended without closing the attempt"
+
+
 def service_rank(service: str) -> int:
     """Position in the canonical order; unknown services sort last."""
     return SERVICES.index(service) if service in SERVICES else len(SERVICES)

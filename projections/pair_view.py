@@ -17,6 +17,7 @@ from sweepledger.ledger.logline import render
 from sweepledger.ledger.store import SqliteStore
 
 from .attach import open_for_reading, read_snapshot
+from .model import interrupted_detail
 from .tables import pair_from_row
 
 EVENT_LIMIT = 2000
@@ -149,6 +150,7 @@ def read_pair(
         if pair.open_run_id and pair.open_run_id not in live_run_ids:
             state["state"] = "PARTIAL"
             state["interrupted"] = True
+            state["last_detail"] = interrupted_detail(pair.open_run_id)
     lines = [render(e) for e in events if e.kind in PAIR_PHASES]
     return PairView(
         service,

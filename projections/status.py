@@ -14,7 +14,16 @@ from typing import Any
 from .completeness import Completeness, completeness
 from .fold import State
 from .live import daemon_view, items_rate, live_progress, run_duration, run_verdict
-from .model import COMPLETE, NOT_STARTED, PairRow, RunRow, SweepInfo, subject_order
+from .model import (
+    COMPLETE,
+    NOT_STARTED,
+    PARTIAL,
+    PairRow,
+    RunRow,
+    SweepInfo,
+    interrupted_detail,
+    subject_order,
+)
 from .tables import _unjson, load_sweep, pair_from_row, run_from_row
 
 PROBLEM_LIMIT = 20
@@ -239,9 +248,11 @@ def build_report(
         headline = f"INCOMPLETE: sweep {sweep.sweep_id}, last run {last}; {counts}"
     problems = []
     for r in g.problems:
-        state = r.state
+        state, detail, interrupted = r.state, r.last_detail, r.interrupted
         if r.open_run_id and r.open_run_id not in live_run_ids:
-            state = "PARTIAL"
+            # interrupted (DESIGN 4) until the next run closes the attempt, which records the
+            # same detail (`State._end_run`)
+            state, detail, interrupted = PARTIAL, interrupted_detail(r.open_run_id), True
         if g.paused.get(r.subject) is not None:
             state = "PAUSED"
         elif (r.subject, None) in g.blocked or (r.subject, r.service) in g.blocked:
@@ -253,8 +264,8 @@ def build_report(
                 "state": state,
                 "attempts": r.attempts,
                 "last_err": r.last_err,
-                "detail": r.last_detail,
-                "interrupted": r.interrupted or bool(r.open_run_id and not live),
+                "detail": detail,
+                "interrupted": interrupted,
                 "outstanding": list(r.outstanding),
                 "checkpoint": r.checkpoint,
             }

@@ -18,7 +18,7 @@ from sweepledger.ledger.events import Event, EventKind
 from .fold import State
 from .model import CursorRow, PairRow, RunRow, SweepInfo, subject_key
 
-PROJECTION_VERSION = "7"
+PROJECTION_VERSION = "8"
 
 DDL = """
 CREATE TABLE IF NOT EXISTS sweeps (

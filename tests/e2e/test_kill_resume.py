@@ -155,3 +155,20 @@ def test_a_killed_runs_figures_do_not_change_when_the_next_run_closes_it(
         before["duration_s"],
         before["items_per_s"],
     )
+
+
+def test_a_pair_left_open_by_a_killed_run_says_so(tmp_path: Path, cli: SweepCLI) -> None:
+    """A pair whose attempt the killed run never closed is PARTIAL with the reason `interrupted:
+    run ... ended without closing the attempt`, in `status` and `replay` alike (the fold records
+    the same reason when the next run closes the run: tests/projections/test_run_views.py)."""
+    run_id = _kill_mid_attempt(cli, tmp_path)
+    why = f"interrupted: run {run_id} ended without closing the attempt"
+    status = _json(cli, "status", cwd=tmp_path)
+    interrupted = [p for p in status["problems"] if p["interrupted"]]
+    assert interrupted and all((p["state"], p["detail"]) == ("PARTIAL", why) for p in interrupted)
+    assert _without_clock(status) == _without_clock(_json(cli, "replay", cwd=tmp_path))
+    first = interrupted[0]
+    line = (
+        f"  {first['service']:<9} {first['subject']}  PARTIAL  attempts {first['attempts']}: {why}"
+    )
+    assert line in cli.run("status", cwd=tmp_path).stdout.splitlines()

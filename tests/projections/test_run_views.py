@@ -14,13 +14,14 @@ from sweepledger.ledger.store import SqliteStore
 from sweepledger.projections.attach import open_for_writing
 from sweepledger.projections.fold import fold
 from sweepledger.projections.live import run_duration, run_verdict
+from sweepledger.projections.model import PARTIAL, interrupted_detail
 from sweepledger.projections.runs import read_runs
-from sweepledger.projections.status import build_report, gather_from_state
+from sweepledger.projections.status import build_report, gather_from_state, gather_from_tables
 from sweepledger.projections.tables import state_rows, stored_rows
 
 from .builder import Recorder
 
-A = "ana@corp.example"
+A, B = "ana@corp.example", "Bob@corp.example"
 
 
 def _append(store: SqliteStore, rec: Recorder, start: int) -> int:
@@ -76,3 +77,41 @@ def test_a_dead_run_is_interrupted_for_every_reader() -> None:
     assert report.verdict == "INTERRUPTED"
     rec.run_end("aborted", "stale", run="run-1")
     assert run_verdict(fold(rec.events).runs["run-1"], live=False) == ("aborted", "stale")
+
+
+def test_a_pair_left_open_names_the_run_before_and_after_the_close(db_path: Path) -> None:
+    """A pair whose attempt a dead run left open is PARTIAL and interrupted with the detail
+    `interrupted: run <id> ended without closing the attempt`: while the run is merely gone
+    (the report says it) and once the next run has closed it (the fold records it), from the
+    tables and from the fold alike."""
+    why = interrupted_detail("run-1")
+    assert why == "interrupted: run run-1 ended without closing the attempt"
+    rec = Recorder()
+    rec.run_start("run-1", "sweep-1")
+    rec.sweep_open([A, B], ["gmail", "drive"])
+    rec.partial("gmail", A)  # an earlier END's detail must not stand for the open attempt
+    rec.start("gmail", A)
+    rec.page("gmail", A, 4, exhausted=False)
+    store, _ = open_for_writing(db_path, create=True)
+    with store:
+        done = _append(store, rec, 0)
+        reports = [
+            build_report(gather_from_tables(store.conn), live_run_ids=set()),
+            build_report(gather_from_state(fold(store.read())), live_run_ids=set()),
+        ]
+        rec.run_end("aborted", "stale", run="run-1")
+        rec.run_start("run-2")
+        _append(store, rec, done)
+        state = fold(store.read())
+        assert stored_rows(store.conn) == state_rows(state)
+        reports += [
+            build_report(gather_from_tables(store.conn), live_run_ids={"run-2"}),
+            build_report(gather_from_state(state), live_run_ids={"run-2"}),
+        ]
+    assert state.pairs[("gmail", A)].last_detail == why
+    for report in reports:
+        [pair] = [p for p in report.problems if (p["service"], p["subject"]) == ("gmail", A)]
+        assert (pair["state"], pair["detail"], pair["interrupted"]) == (PARTIAL, why, True)
+    live = build_report(gather_from_state(fold(rec.events[:done])), live_run_ids={"run-1"})
+    [pair] = [p for p in live.problems if (p["service"], p["subject"]) == ("gmail", A)]
+    assert (pair["state"], pair["interrupted"]) == ("IN_PROGRESS", False)

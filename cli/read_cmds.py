@@ -14,6 +14,7 @@ from sweepledger.ledger.logline import render
 from sweepledger.projections.api import check_ledger, read_status, replay
 from sweepledger.projections.attach import open_for_reading
 from sweepledger.projections.model import SERVICES, subject_key
+from sweepledger.projections.status import PROBLEM_LIMIT
 
 from .params import UserError, db_option, translate_errors
 from .render import status_text
@@ -21,6 +22,14 @@ from .render import status_text
 
 def _print_json(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+all_option = click.option(
+    "--all",
+    "list_all",
+    is_flag=True,
+    help=f"List every problem pair, not only the first {PROBLEM_LIMIT} (text and JSON).",
+)
 
 
 @click.command("status")
@@ -33,10 +42,17 @@ def _print_json(value: Any) -> None:
     help="The status as it was right after event SEQ (folds the events; ages and ETAs are "
     "measured from that event's time).",
 )
+@all_option
 @translate_errors
-def status_command(db: str, as_json: bool, as_of: int | None) -> None:
-    """The sweep's state, the COMPLETE invariants, services, problem pairs and recent runs."""
-    report = read_status(db, as_of=as_of)
+def status_command(db: str, as_json: bool, as_of: int | None, list_all: bool) -> None:
+    """The sweep's state, the COMPLETE invariants, services, problem pairs and recent runs.
+
+    \b
+    Problem pairs (attempted or flagged, not COMPLETE) are listed subject-major:
+    the first 20, then a line saying how many more there are (--all lists every
+    one). Pairs never attempted are only counted.
+    """
+    report = read_status(db, as_of=as_of, problem_limit=None if list_all else PROBLEM_LIMIT)
     if as_json:
         _print_json(report.as_dict())
     else:
@@ -171,10 +187,11 @@ def _refuse_unknown_subject(conn: sqlite3.Connection, db: str, subject: str) -> 
     "--as-of", type=click.IntRange(min=0), default=None, help="Stop after event SEQ (time travel)."
 )
 @click.option("--json", "as_json", is_flag=True, help="The rebuilt status as JSON.")
+@all_option
 @translate_errors
-def replay_command(db: str, as_of: int | None, as_json: bool) -> None:
+def replay_command(db: str, as_of: int | None, as_json: bool, list_all: bool) -> None:
     """Rebuild every projection from seq 1 in memory and print the status it gives (audit)."""
-    result = replay(db, as_of=as_of)
+    result = replay(db, as_of=as_of, problem_limit=None if list_all else PROBLEM_LIMIT)
     if as_json:
         _print_json(
             {

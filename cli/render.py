@@ -96,6 +96,8 @@ def status_text(report: StatusReport) -> str:
                 f"  {p['service']:<9} {p['subject']}  {p['state']}  attempts "
                 f"{p['attempts']}{extra}{detail}"
             )
+        if report.problems_more:
+            lines.append(f"  ... and {report.problems_more} more (--all lists every one)")
     if report.runs:
         lines.append("")
         lines.append("recent runs:")

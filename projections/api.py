@@ -24,7 +24,13 @@ from .completeness import completeness
 from .fold import State
 from .live import parse_ts
 from .parallel import fold_parallel
-from .status import StatusReport, build_report, gather_from_state, gather_from_tables
+from .status import (
+    PROBLEM_LIMIT,
+    StatusReport,
+    build_report,
+    gather_from_state,
+    gather_from_tables,
+)
 
 
 def live_run_ids(db_path: str | Path) -> set[str]:
@@ -47,8 +53,11 @@ def fold_store(store: SqliteStore, as_of: int | None = None) -> State:
     return fold_parallel(store.path, store.conn, as_of)
 
 
-def read_status(db_path: str | Path, *, as_of: int | None = None) -> StatusReport:
-    """The status report; from the projection tables, or folded up to `as_of`."""
+def read_status(
+    db_path: str | Path, *, as_of: int | None = None, problem_limit: int | None = PROBLEM_LIMIT
+) -> StatusReport:
+    """The status report; from the projection tables, or folded up to `as_of`. It lists the
+    first `problem_limit` problem pairs (None: every one) and says how many more there are."""
     with open_for_reading(db_path) as store:
         if as_of is None:
             # The lock is probed before and after the snapshot: a run that started or ended
@@ -56,20 +65,29 @@ def read_status(db_path: str | Path, *, as_of: int | None = None) -> StatusRepor
             before = live_run_ids(db_path)
             with read_snapshot(store):
                 if projections_current(store):
-                    gathered = gather_from_tables(store.conn)
+                    gathered = gather_from_tables(store.conn, problem_limit=problem_limit)
                     live = before | live_run_ids(db_path)
                     return build_report(gathered, live_run_ids=live)
-        return folded_report(db_path, fold_store(store, as_of), as_of)
+        return folded_report(db_path, fold_store(store, as_of), as_of, problem_limit)
 
 
-def folded_report(db_path: str | Path, state: State, as_of: int | None) -> StatusReport:
+def folded_report(
+    db_path: str | Path,
+    state: State,
+    as_of: int | None,
+    problem_limit: int | None = PROBLEM_LIMIT,
+) -> StatusReport:
     """The report of a fold: of the ledger now, or as it stood right after event `as_of`, when
-    the runs open then were live and ages, rates and ETAs are measured from that event's time."""
+    the runs open then were live and ages, rates and ETAs are measured from that event's time.
+
+    The fold itself knows no lock and no clock; liveness and time are added here, as the
+    table-read report adds them, so both reports of one ledger are the same."""
+    gathered = gather_from_state(state, problem_limit=problem_limit)
     if as_of is None:
-        return build_report(gather_from_state(state), live_run_ids=live_run_ids(db_path))
+        return build_report(gathered, live_run_ids=live_run_ids(db_path))
     live = {r.run_id for r in state.runs.values() if r.status == "running"}
     then = parse_ts(state.head_ts) if state.head_ts else None
-    return build_report(gather_from_state(state), live_run_ids=live, now=then)
+    return build_report(gathered, live_run_ids=live, now=then)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +97,16 @@ class ReplayResult:
     seconds: float
 
 
-def replay(db_path: str | Path, *, as_of: int | None = None) -> ReplayResult:
+def replay(
+    db_path: str | Path, *, as_of: int | None = None, problem_limit: int | None = PROBLEM_LIMIT
+) -> ReplayResult:
     """Rebuild everything from seq 1 in memory (audit and time travel)."""
     with open_for_reading(db_path) as store:
         started = time.perf_counter()
         state = fold_store(store, as_of)
         seconds = time.perf_counter() - started
-        return ReplayResult(folded_report(db_path, state, as_of), state.head, seconds)
+        report = folded_report(db_path, state, as_of, problem_limit)
+        return ReplayResult(report, state.head, seconds)
 
 
 def check_ledger(db_path: str | Path, *, require_complete: bool = False) -> CheckResult:

@@ -27,6 +27,7 @@ from .model import (
 from .tables import _unjson, load_sweep, pair_from_row, run_from_row
 
 PROBLEM_LIMIT = 20
+"""Problem pairs listed by default; `problem_limit=None` (`status --all`) lists every one."""
 RUN_LIMIT = 5
 
 
@@ -43,28 +44,35 @@ class Gathered:
     blocked: dict[tuple[str, str | None], str]
     paused: dict[str, str]
     heartbeat: dict[str, Any] | None = None
+    problems_found: int = 0
+    """Pairs with a state that is not COMPLETE (what `problems` lists the first of)."""
 
 
-def gather_from_state(state: State) -> Gathered:
-    problems = sorted(
+def gather_from_state(state: State, *, problem_limit: int | None = PROBLEM_LIMIT) -> Gathered:
+    found = sorted(
         (r for r in state.pairs.values() if r.state != COMPLETE),
         key=lambda r: (subject_order(r.subject), r.service),
-    )[:PROBLEM_LIMIT]
+    )
     runs = sorted(state.runs.values(), key=lambda r: r.started_seq, reverse=True)[:RUN_LIMIT]
     return Gathered(
         state.head,
         state.head_ts,
         state.sweep,
         dict(state.counters),
-        problems,
+        found if problem_limit is None else found[:problem_limit],
         runs,
         dict(state.blocked),
         dict(state.paused),
         state.heartbeat,
+        len(found),
     )
 
 
-def gather_from_tables(conn: sqlite3.Connection) -> Gathered:
+def gather_from_tables(
+    conn: sqlite3.Connection, *, problem_limit: int | None = PROBLEM_LIMIT
+) -> Gathered:
+    """The facts from the projection tables. The problem pairs are counted only when the list
+    is cut (an index-only count, needed to say how many more there are)."""
     meta = dict(conn.execute("SELECT key, value FROM projection_state").fetchall())
     sweep, counters = load_sweep(conn, with_roster=False)
     problems = [
@@ -72,9 +80,14 @@ def gather_from_tables(conn: sqlite3.Connection) -> Gathered:
         for r in conn.execute(
             "SELECT * FROM pair_state WHERE state != 'COMPLETE' "
             "ORDER BY subject_key, subject, service LIMIT ?",
-            (PROBLEM_LIMIT,),
+            (-1 if problem_limit is None else problem_limit,),
         )
     ]
+    found = len(problems)
+    if problem_limit is not None and found >= problem_limit:
+        found = int(
+            conn.execute("SELECT COUNT(*) FROM pair_state WHERE state != 'COMPLETE'").fetchone()[0]
+        )
     runs = [
         run_from_row(r)
         for r in conn.execute("SELECT * FROM runs ORDER BY started_seq DESC LIMIT ?", (RUN_LIMIT,))
@@ -96,6 +109,7 @@ def gather_from_tables(conn: sqlite3.Connection) -> Gathered:
         blocked,
         paused,
         _unjson(meta.get("heartbeat")),
+        found,
     )
 
 
@@ -119,6 +133,8 @@ class StatusReport:
     """The live run's progress (`live.live_progress`), None when no run is live."""
     daemon: dict[str, Any] | None = None
     """The daemon's state (`live.daemon_view`), None if no daemon ever ran on this ledger."""
+    problems_more: int = 0
+    """Problem pairs not in `problems` because the list was cut (`status --all` lists them)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -130,6 +146,7 @@ class StatusReport:
             "services": self.services,
             "problems": self.problems,
             "problems_total": self.problems_total,
+            "problems_more": self.problems_more,
             "not_started": self.not_started,
             "blocked": self.blocked,
             "paused": self.paused,
@@ -293,6 +310,7 @@ def build_report(
         paused=[{"subject": s, "reason": r} for s, r in g.paused.items()],
         progress=live_progress(live[0], g.counters, now) if live else None,
         daemon=daemon,
+        problems_more=g.problems_found - len(g.problems),
     )
 
 

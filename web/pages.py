@@ -183,8 +183,8 @@ def _problems(status: Mapping[str, Any]) -> str:
         for p in problems
     ]
     not_started = int(status.get("not_started", 0))
-    unlisted = total - len(problems) - not_started
-    more = f"; the first {len(problems)} attempted ones shown" if unlisted > 0 else ""
+    unlisted = int(status.get("problems_more", 0))
+    more = f"; the first {len(problems)} shown, {unlisted} more" if unlisted > 0 else ""
     return (
         f"<section><h2>Pairs not complete: {e(total)} ({e(not_started)} not started{e(more)})"
         "</h2>"

@@ -117,6 +117,7 @@ STATUS_SHAPE: dict[str, Any] = {
     "services": list,
     "problems": list,
     "problems_total": int,
+    "problems_more": int,
     "not_started": int,
     "blocked": list,
     "paused": list,

@@ -1,0 +1,56 @@
+"""What `sweep status` and `sweep replay` print, with the installed command on real ledgers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from conftest import SweepCLI
+
+ONE_PAGE = ("run", "--quiet", "--max-pages", "1", "--source", "sim://?subjects=20")
+"""A first run that leaves most of the 80 pairs PARTIAL (one page each)."""
+
+
+def _json(cli: SweepCLI, *args: str, cwd: Path) -> Any:
+    done = cli.run(*args, "--json", cwd=cwd)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def _without_clock(report: dict[str, Any]) -> dict[str, Any]:
+    """A status report without what the reading's own time gives (ages) or replay adds."""
+    report = {k: v for k, v in report.items() if k not in ("replayed_events", "seconds")}
+    report["runs"] = [
+        {k: v for k, v in r.items() if k != "last_event_age_s"} for r in report["runs"]
+    ]
+    return report
+
+
+def _pair_lines(text: str) -> list[str]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("not complete: "))
+    return [line for line in lines[start + 1 :] if line.startswith("  ") and "@" in line]
+
+
+def test_a_cut_problem_list_says_how_many_more_and_all_lists_them(
+    workdir: Path, cli: SweepCLI
+) -> None:
+    """`status` lists the first 20 problem pairs and then `... and N more (--all lists every
+    one)`; `--all` lists every one (text and JSON, `status` and `replay`) with no such line, and
+    the JSON's `problems_more` is N."""
+    assert cli.run(*ONE_PAGE, cwd=workdir).returncode == 3
+    every = _json(cli, "status", "--all", cwd=workdir)
+    total = len(every["problems"])
+    assert total > 20 and every["problems_more"] == 0
+    cut = _json(cli, "status", cwd=workdir)
+    assert len(cut["problems"]) == 20 and cut["problems_more"] == total - 20
+    assert cut["problems"] == every["problems"][:20]
+    for command in ("status", "replay"):
+        text = cli.run(command, cwd=workdir).stdout
+        assert f"  ... and {total - 20} more (--all lists every one)" in text.splitlines()
+        assert len(_pair_lines(text)) == 20
+        full = cli.run(command, "--all", cwd=workdir).stdout
+        assert len(_pair_lines(full)) == total and " more (--all" not in full
+    assert _without_clock(_json(cli, "replay", "--all", cwd=workdir)) == _without_clock(every)

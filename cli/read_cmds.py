@@ -48,7 +48,8 @@ def status_command(db: str, as_json: bool, as_of: int | None, list_all: bool) ->
     """The sweep's state, the COMPLETE invariants, services, problem pairs and recent runs.
 
     \b
-    Problem pairs (attempted or flagged, not COMPLETE) are listed subject-major:
+    Problem pairs (attempted or flagged, not COMPLETE) are listed subject-major,
+    services in the order gmail, calendar, chat, drive, as are BLOCKED lines:
     the first 20, then a line saying how many more there are (--all lists every
     one). Pairs never attempted are only counted.
     """

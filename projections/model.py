@@ -48,6 +48,15 @@ def subject_order(subject: str) -> tuple[str, str]:
     return (subject_key(subject), subject)
 
 
+def pair_order(subject: str, service: str | None) -> tuple[str, str, int, str]:
+    """Pairs sort subject-major, then by service in the canonical order (the resume plan's
+    order, DESIGN 7), so every list of pairs reads the same wherever it was built. A whole
+    subject's entry (`service` None, as a subject-wide block) comes before its services."""
+    if service is None:
+        return (*subject_order(subject), -1, "")
+    return (*subject_order(subject), service_rank(service), service)
+
+
 @dataclass(slots=True)
 class SweepInfo:
     """The latest sweep: its frozen roster and scope, and how it closed."""

@@ -17,8 +17,8 @@ from .api import live_run_ids
 from .attach import open_for_reading, projections_current, read_snapshot
 from .bulk import fold_ledger
 from .live import items_rate, run_duration, run_verdict, seconds_between
-from .model import COMPLETE, RunRow, subject_order
-from .tables import _unjson, run_from_row
+from .model import COMPLETE, RunRow, pair_order
+from .tables import PAIR_ORDER_SQL, _unjson, run_from_row
 
 HISTORY_LIMIT = 20
 CHECKPOINT_LIMIT = 1000
@@ -170,7 +170,7 @@ def read_run(db_path: str | Path, run_id: str) -> dict[str, Any] | None:
                     for p in state.pairs.values()
                     if p.last_run_id == run_id and p.state != COMPLETE
                 ),
-                key=lambda p: (subject_order(p.subject), p.service),
+                key=lambda p: pair_order(p.subject, p.service),
             )
             total = len(pairs)
             unfinished = [
@@ -190,8 +190,7 @@ def _unfinished_from_tables(
     where = "FROM pair_state WHERE last_run_id = ? AND state != 'COMPLETE'"
     total = int(conn.execute(f"SELECT COUNT(*) {where}", (run_id,)).fetchone()[0])
     rows = conn.execute(
-        f"SELECT service, subject, state, checkpoint {where} "
-        "ORDER BY subject_key, subject, service LIMIT ?",
+        f"SELECT service, subject, state, checkpoint {where} ORDER BY {PAIR_ORDER_SQL} LIMIT ?",
         (run_id, CHECKPOINT_LIMIT),
     )
     return [checkpoint_entry(s, e, st, _unjson(cp)) for s, e, st, cp in rows], total

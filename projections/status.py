@@ -22,9 +22,10 @@ from .model import (
     RunRow,
     SweepInfo,
     interrupted_detail,
+    pair_order,
     subject_order,
 )
-from .tables import _unjson, load_sweep, pair_from_row, run_from_row
+from .tables import PAIR_ORDER_SQL, _unjson, load_sweep, pair_from_row, run_from_row
 
 PROBLEM_LIMIT = 20
 """Problem pairs listed by default; `problem_limit=None` (`status --all`) lists every one."""
@@ -51,7 +52,7 @@ class Gathered:
 def gather_from_state(state: State, *, problem_limit: int | None = PROBLEM_LIMIT) -> Gathered:
     found = sorted(
         (r for r in state.pairs.values() if r.state != COMPLETE),
-        key=lambda r: (subject_order(r.subject), r.service),
+        key=lambda r: pair_order(r.subject, r.service),
     )
     runs = sorted(state.runs.values(), key=lambda r: r.started_seq, reverse=True)[:RUN_LIMIT]
     return Gathered(
@@ -78,8 +79,7 @@ def gather_from_tables(
     problems = [
         pair_from_row(r)
         for r in conn.execute(
-            "SELECT * FROM pair_state WHERE state != 'COMPLETE' "
-            "ORDER BY subject_key, subject, service LIMIT ?",
+            f"SELECT * FROM pair_state WHERE state != 'COMPLETE' ORDER BY {PAIR_ORDER_SQL} LIMIT ?",
             (-1 if problem_limit is None else problem_limit,),
         )
     ]
@@ -306,8 +306,14 @@ def build_report(
         problems_total=problems_total,
         not_started=not_started,
         runs=runs,
-        blocked=[{"subject": s, "service": svc, "reason": r} for (s, svc), r in g.blocked.items()],
-        paused=[{"subject": s, "reason": r} for s, r in g.paused.items()],
+        blocked=[
+            {"subject": s, "service": svc, "reason": r}
+            for (s, svc), r in sorted(g.blocked.items(), key=lambda kv: pair_order(*kv[0]))
+        ],
+        paused=[
+            {"subject": s, "reason": r}
+            for s, r in sorted(g.paused.items(), key=lambda kv: subject_order(kv[0]))
+        ],
         progress=live_progress(live[0], g.counters, now) if live else None,
         daemon=daemon,
         problems_more=g.problems_found - len(g.problems),

@@ -16,7 +16,7 @@ import orjson
 from sweepledger.ledger.events import Event, EventKind
 
 from .fold import State
-from .model import CursorRow, PairRow, RunRow, SweepInfo, subject_key
+from .model import SERVICES, CursorRow, PairRow, RunRow, SweepInfo, subject_key
 
 PROJECTION_VERSION = "8"
 
@@ -64,6 +64,14 @@ page where a rowid table also rewrites its primary-key index (every page is fsyn
 
 `pair_state.subject_key` is `model.subject_key` of the subject: problem pairs are
 listed in the order the fold sorts them, which SQLite's `lower()` (ASCII only) would not give."""
+
+PAIR_ORDER_SQL = (
+    "subject_key, subject, CASE service "
+    + " ".join(f"WHEN '{name}' THEN {rank}" for rank, name in enumerate(SERVICES))
+    + f" ELSE {len(SERVICES)} END, service"
+)
+"""`model.pair_order` as an ORDER BY of `pair_state`: a list read from the tables is in the order
+a fold sorts it (the index serves the subjects; the few services of one subject are sorted)."""
 
 TABLES = (
     "sweeps",

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from sweepledger.projections.model import pair_order
 
 if TYPE_CHECKING:
     from conftest import SweepCLI
@@ -54,3 +57,42 @@ def test_a_cut_problem_list_says_how_many_more_and_all_lists_them(
         full = cli.run(command, "--all", cwd=workdir).stdout
         assert len(_pair_lines(full)) == total and " more (--all" not in full
     assert _without_clock(_json(cli, "replay", "--all", cwd=workdir)) == _without_clock(every)
+
+
+def test_status_and_replay_list_pairs_and_blocks_in_one_order(workdir: Path, cli: SweepCLI) -> None:
+    """With pairs blocked in several services (blocked in no particular order, one subject
+    named in another letter case), `status --json` and `replay --json` are equal, and both list
+    problem pairs and blocks subject-major (case-folded), services in the order gmail,
+    calendar, chat, drive, a whole-subject block before its subject's services."""
+    assert cli.run(*ONE_PAGE, cwd=workdir).returncode == 3
+    for args in (
+        ("user05@example.com", "--service", "drive"),
+        ("user05@example.com", "--service", "gmail"),
+        ("user03@example.com", "--service", "chat"),
+        ("USER02@example.com",),
+        ("user02@example.com", "--service", "calendar"),
+        ("user01@example.com", "--service", "calendar"),
+        ("user05@example.com", "--service", "calendar"),
+    ):
+        done = cli.run("block", *args, "--reason", "test", cwd=workdir)
+        assert done.returncode == 0, done.stderr
+    status = _json(cli, "status", cwd=workdir)
+    assert _without_clock(status) == _without_clock(_json(cli, "replay", cwd=workdir))
+    blocked = [(b["subject"], b["service"]) for b in status["blocked"]]
+    assert blocked == [
+        ("user01@example.com", "calendar"),
+        ("user02@example.com", None),
+        ("user02@example.com", "calendar"),
+        ("user03@example.com", "chat"),
+        ("user05@example.com", "gmail"),
+        ("user05@example.com", "calendar"),
+        ("user05@example.com", "drive"),
+    ]
+    pairs = [(p["subject"], p["service"]) for p in status["problems"]]
+    assert pairs == sorted(pairs, key=lambda p: pair_order(*p))
+    # a subject's gmail pair comes before its others (alphabetically it would come last)
+    assert any(a[0] == b[0] and a[1] == "gmail" for a, b in pairwise(pairs))
+    text = cli.run("status", cwd=workdir).stdout.splitlines()
+    assert [line for line in text if line.startswith("BLOCKED ")] == [
+        f"BLOCKED {subject} {service or '(all services)'}: test" for subject, service in blocked
+    ]

@@ -329,7 +329,7 @@ def summary(outcome: RunOutcome) -> str:
     """The closing lines on stdout."""
     f = outcome.figures
     state = "COMPLETE" if outcome.complete else "INCOMPLETE"
-    rate = outcome.items / outcome.duration if outcome.duration > 0 else 0.0
+    rate = outcome.items_per_s or 0.0  # the ledger's figures, as `sweep runs` shows them
     lines = [
         f"run {outcome.run_id} {outcome.status}: {outcome.pairs_done}/{outcome.pairs_planned} "
         f"planned pairs complete, {outcome.items} items in {outcome.duration:.2f}s "

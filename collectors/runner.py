@@ -27,6 +27,8 @@ from sweepledger.ledger.lock import WriterLock
 from sweepledger.ledger.store import SqliteStore, Transaction
 from sweepledger.projections.attach import open_for_writing
 from sweepledger.projections.completeness import completeness
+from sweepledger.projections.fold import State
+from sweepledger.projections.live import items_rate, run_duration
 from sweepledger.projections.model import COMPLETE, SweepInfo, subject_key, subject_order
 from sweepledger.projections.plan import resume_plan
 
@@ -143,6 +145,11 @@ class RunOutcome:
     figures: dict[str, Any]
     results: list[AttemptResult]
     stop_reason: str | None = None
+
+    @property
+    def items_per_s(self) -> float | None:
+        """The rate every view of the run shows (`live.items_rate` of the ledger's figures)."""
+        return items_rate(self.items, self.duration)
 
 
 class SweepRunner:
@@ -296,6 +303,15 @@ class SweepRunner:
             if self.stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
                 break
         return self._end(writer, sweep_id, started, deadline, planned, results)
+
+    def _ledger_figures(self, state: State) -> tuple[int | None, float | None]:
+        """This run's items and seconds as the ledger has them (its folded `fetched` counter,
+        RUN_START to RUN_END), so the closing summary says what `sweep runs` and `sweep
+        status` say of it; (None, None) if the run is not in the state."""
+        run = state.runs.get(self.run_id)
+        if run is None or run.ended_ts is None:
+            return None, None
+        return run.counters.get("fetched", 0), run_duration(run, live=False, now=datetime.now(UTC))
 
     def _record_failure(self, writer: Writer, error: Exception) -> None:
         """A run that started (RUN_START is in the ledger) and then raised ends `failed` with the
@@ -520,6 +536,7 @@ class SweepRunner:
             )
         )
         writer.commit(lambda tx: [tx.append(e) for e in events])
+        items, duration = writer.read(self._ledger_figures)
         return RunOutcome(
             run_id=self.run_id,
             sweep_id=sweep_id,
@@ -528,8 +545,8 @@ class SweepRunner:
             complete=complete,
             pairs_planned=planned,
             pairs_done=sum(1 for r in results if r.state == COMPLETE),
-            items=sum(r.items for r in results),
-            duration=time.monotonic() - started,
+            items=sum(r.items for r in results) if items is None else items,
+            duration=time.monotonic() - started if duration is None else duration,
             figures=figures.as_dict(),
             results=results,
             stop_reason=self.stop_reason,

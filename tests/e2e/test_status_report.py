@@ -1,8 +1,10 @@
-"""What `sweep status` and `sweep replay` print, with the installed command on real ledgers."""
+"""What `sweep status` and `sweep replay` print, with the installed command on real ledgers, and
+the run summary beside what they say of the run."""
 
 from __future__ import annotations
 
 import json
+import re
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,3 +98,24 @@ def test_status_and_replay_list_pairs_and_blocks_in_one_order(workdir: Path, cli
     assert [line for line in text if line.startswith("BLOCKED ")] == [
         f"BLOCKED {subject} {service or '(all services)'}: test" for subject, service in blocked
     ]
+
+
+def test_the_run_summary_gives_the_ledgers_figures(workdir: Path, cli: SweepCLI) -> None:
+    """The closing summary of `sweep run` gives the items, seconds and rate `sweep runs` and
+    `sweep status` give for the run: the ledger's (RUN_START to RUN_END, its PAGE counts)."""
+    done = cli.run("run", "--quiet", "--source", "sim://?subjects=3", cwd=workdir)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = re.search(
+        r"run (\S+) completed: .* (\d+) items in ([\d.]+)s \((\d+) items/s\)", done.stdout
+    )
+    assert found is not None, done.stdout
+    run_id, items, seconds, rate = found.groups()
+    [run] = _json(cli, "runs", cwd=workdir)
+    assert run["run_id"] == run_id
+    assert (items, seconds, rate) == (
+        str(run["counters"]["items_fetched"]),
+        f"{run['duration_s']:.2f}",
+        f"{run['items_per_s']:.0f}",
+    )
+    [shown] = _json(cli, "status", cwd=workdir)["runs"]
+    assert (shown["duration_s"], shown["items_per_s"]) == (run["duration_s"], run["items_per_s"])

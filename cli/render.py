@@ -21,6 +21,10 @@ def status_text(report: StatusReport) -> str:
         lines.append(daemon_text(report.daemon))
     sweep = report.sweep
     if sweep is None or report.completeness is None:
+        # no sweep opened yet (or `--as-of` an event before it): the run and the operator
+        # flags are all there is to say, and the JSON says them too
+        lines += flags_text(report)
+        lines += recent_runs_text(report)
         return "\n".join(lines)
     lines.append(
         f"sweep {sweep['sweep_id']}: source {sweep['source']}, services "
@@ -74,14 +78,7 @@ def status_text(report: StatusReport) -> str:
         lines.append(
             "  ".join(str(v).rjust(9) if i else str(v).ljust(9) for i, v in enumerate(cells))
         )
-    if report.blocked or report.paused:
-        lines.append("")
-        for b in report.blocked:
-            lines.append(
-                f"BLOCKED {b['subject']} {b['service'] or '(all services)'}: {b['reason']}"
-            )
-        for p in report.paused:
-            lines.append(f"PAUSED  {p['subject']}: {p['reason']}")
+    lines += flags_text(report)
     if report.problems_total:
         lines.append("")
         lines.append(
@@ -98,21 +95,39 @@ def status_text(report: StatusReport) -> str:
             )
         if report.problems_more:
             lines.append(f"  ... and {report.problems_more} more (--all lists every one)")
-    if report.runs:
-        lines.append("")
-        lines.append("recent runs:")
-        for r in report.runs:
-            duration = "-" if r["duration_s"] is None else f"{r['duration_s']:.1f}s"
-            rate = "" if r["items_per_s"] is None else f", {r['items_per_s']:.0f} items/s"
-            counters = r["counters"]
-            lines.append(
-                f"  {r['run_id']}  {r['status']:<11} {r['trigger'] or 'cli':<15} "
-                f"started {r['started']}  {duration}  "
-                f"{counters.get('pairs_completed', 0)} pairs complete, "
-                f"{counters.get('fetched', 0)} items{rate}"
-                + (f"  ({r['reason']})" if r["reason"] else "")
-            )
+    lines += recent_runs_text(report)
     return "\n".join(lines)
+
+
+def flags_text(report: StatusReport) -> list[str]:
+    """The BLOCKED and PAUSED lines, after a blank line (none if nothing is flagged)."""
+    if not (report.blocked or report.paused):
+        return []
+    lines = [""]
+    for b in report.blocked:
+        lines.append(f"BLOCKED {b['subject']} {b['service'] or '(all services)'}: {b['reason']}")
+    for p in report.paused:
+        lines.append(f"PAUSED  {p['subject']}: {p['reason']}")
+    return lines
+
+
+def recent_runs_text(report: StatusReport) -> list[str]:
+    """The recent runs, after a blank line (none if the ledger has no run)."""
+    if not report.runs:
+        return []
+    lines = ["", "recent runs:"]
+    for r in report.runs:
+        duration = "-" if r["duration_s"] is None else f"{r['duration_s']:.1f}s"
+        rate = "" if r["items_per_s"] is None else f", {r['items_per_s']:.0f} items/s"
+        counters = r["counters"]
+        lines.append(
+            f"  {r['run_id']}  {r['status']:<11} {r['trigger'] or 'cli':<15} "
+            f"started {r['started']}  {duration}  "
+            f"{counters.get('pairs_completed', 0)} pairs complete, "
+            f"{counters.get('fetched', 0)} items{rate}"
+            + (f"  ({r['reason']})" if r["reason"] else "")
+        )
+    return lines
 
 
 def progress_text(p: dict[str, Any]) -> str:

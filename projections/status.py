@@ -194,6 +194,21 @@ def run_summary(run: RunRow, *, live: bool, now: datetime) -> dict[str, Any]:
     }
 
 
+def _run_headline(live: list[RunRow], stale: list[RunRow], now: datetime) -> tuple[str, str] | None:
+    """The verdict and headline an open run gives, before the sweep's figures (None: no run
+    is open). A run is named the same way whether or not its sweep is open yet."""
+    if live:
+        run = live[0]
+        age = _age(run.last_ts, now)
+        return "RUNNING", f"RUNNING: run {run.run_id} (pid {run.pid}), last event {age}s ago"
+    if stale:
+        return "INTERRUPTED", (
+            f"INTERRUPTED: run {stale[0].run_id} died without ending (the next "
+            "`sweep run` closes it and continues)"
+        )
+    return None
+
+
 def build_report(
     g: Gathered, *, live_run_ids: set[str], now: datetime | None = None
 ) -> StatusReport:
@@ -204,11 +219,34 @@ def build_report(
     live = [r for r in open_runs if r.run_id in live_run_ids]
     stale = [r for r in open_runs if r.run_id not in live_run_ids]
     daemon = daemon_view(g.heartbeat, live_run_ids, live, now)
+    run_headline = _run_headline(live, stale, now)
+    blocked = [
+        {"subject": s, "service": svc, "reason": r}
+        for (s, svc), r in sorted(g.blocked.items(), key=lambda kv: pair_order(*kv[0]))
+    ]
+    paused = [
+        {"subject": s, "reason": r}
+        for s, r in sorted(g.paused.items(), key=lambda kv: subject_order(kv[0]))
+    ]
     if g.sweep is None:
-        verdict = "RUNNING" if live else "EMPTY"
-        headline = "EMPTY: no sweep yet (`sweep run` starts one)" if not live else "RUNNING"
+        if run_headline is None:
+            verdict, headline = "EMPTY", "EMPTY: no sweep yet (`sweep run` starts one)"
+        else:
+            verdict, headline = run_headline[0], f"{run_headline[1]}; no sweep opened yet"
         return StatusReport(
-            verdict, headline, g.head, None, None, [], [], 0, 0, runs, daemon=daemon
+            verdict,
+            headline,
+            g.head,
+            None,
+            None,
+            [],
+            [],
+            0,
+            0,
+            runs,
+            blocked=blocked,
+            paused=paused,
+            daemon=daemon,
         )
     sweep = g.sweep
     figures = completeness(g.counters, sweep.services, run_live=bool(live))
@@ -237,17 +275,8 @@ def build_report(
         f"complete, {figures.partial_subjects_count} partial, "
         f"{figures.errors_count} errors"
     )
-    if live:
-        run = live[0]
-        age = _age(run.last_ts, now)
-        verdict = "RUNNING"
-        headline = f"RUNNING: run {run.run_id} (pid {run.pid}), last event {age}s ago; {counts}"
-    elif stale:
-        verdict = "INTERRUPTED"
-        headline = (
-            f"INTERRUPTED: run {stale[0].run_id} died without ending (the next "
-            f"`sweep run` closes it and continues); {counts}"
-        )
+    if run_headline is not None:
+        verdict, headline = run_headline[0], f"{run_headline[1]}; {counts}"
     elif daemon is not None and daemon["state"] == "idle":
         verdict = "IDLE"
         state = "COMPLETE" if sweep.closed == "complete" else "INCOMPLETE"
@@ -306,14 +335,8 @@ def build_report(
         problems_total=problems_total,
         not_started=not_started,
         runs=runs,
-        blocked=[
-            {"subject": s, "service": svc, "reason": r}
-            for (s, svc), r in sorted(g.blocked.items(), key=lambda kv: pair_order(*kv[0]))
-        ],
-        paused=[
-            {"subject": s, "reason": r}
-            for s, r in sorted(g.paused.items(), key=lambda kv: subject_order(kv[0]))
-        ],
+        blocked=blocked,
+        paused=paused,
         progress=live_progress(live[0], g.counters, now) if live else None,
         daemon=daemon,
         problems_more=g.problems_found - len(g.problems),

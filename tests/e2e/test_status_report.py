@@ -1,5 +1,6 @@
-"""What `sweep status` and `sweep replay` print, with the installed command on real ledgers, and
-the run summary beside what they say of the run."""
+"""What `sweep status` and `sweep replay` print, with the installed command on real ledgers: the
+problem list and its length, the order of pairs and blocks, the run summary's figures, and a
+status from before the sweep opened."""
 
 from __future__ import annotations
 
@@ -119,3 +120,19 @@ def test_the_run_summary_gives_the_ledgers_figures(workdir: Path, cli: SweepCLI)
     )
     [shown] = _json(cli, "status", cwd=workdir)["runs"]
     assert (shown["duration_s"], shown["items_per_s"]) == (run["duration_s"], run["items_per_s"])
+
+
+def test_status_before_the_sweep_opened_names_the_run(workdir: Path, cli: SweepCLI) -> None:
+    """`status --as-of 1` (only the first RUN_START folded) says which run is running and lists
+    it, as its JSON does, instead of a bare `RUNNING`; replay says the same."""
+    assert cli.run("run", "--quiet", "--source", "sim://?subjects=2", cwd=workdir).returncode == 0
+    report = _json(cli, "status", "--as-of", "1", cwd=workdir)
+    [run] = report["runs"]
+    assert report["sweep"] is None and run["status"] == "running"
+    for command in ("status", "replay"):
+        lines = cli.run(command, "--as-of", "1", cwd=workdir).stdout.splitlines()
+        assert lines[0] == report["headline"]
+        assert lines[0].startswith(f"RUNNING: run {run['run_id']} (pid {run['pid']}), last event")
+        assert lines[0].endswith("; no sweep opened yet")
+        assert "recent runs:" in lines
+        assert any(line.startswith(f"  {run['run_id']}  running ") for line in lines)

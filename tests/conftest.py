@@ -99,6 +99,21 @@ class SweepCommand:
         finally:
             conn.close()
 
+    def run_json(self, *args: str, cwd: Path) -> Any:
+        """The decoded `--json` output of a command that must succeed."""
+        done = self.run(*args, "--json", cwd=cwd)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout)
+
+    @staticmethod
+    def without_clock(report: dict[str, Any]) -> dict[str, Any]:
+        """A status report without what the reading's own time gives (ages) or replay adds."""
+        report = {k: v for k, v in report.items() if k not in ("replayed_events", "seconds")}
+        report["runs"] = [
+            {k: v for k, v in r.items() if k != "last_event_age_s"} for r in report["runs"]
+        ]
+        return report
+
     @staticmethod
     def items(db: Path, table: str) -> set[tuple[Any, ...]]:
         """Every row of an item table except the ledger positions it was written and listed at

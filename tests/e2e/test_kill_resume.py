@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from conftest import SweepCLI
@@ -77,21 +76,6 @@ def test_sigkill_then_rerun_converges_to_the_same_items(tmp_path: Path, cli: Swe
     assert any('"aborted"' in str(r[0]) and '"stale"' in str(r[0]) for r in stale)
 
 
-def _json(cli: SweepCLI, *args: str, cwd: Path) -> Any:
-    done = cli.run(*args, "--json", cwd=cwd)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)
-
-
-def _without_clock(report: dict[str, Any]) -> dict[str, Any]:
-    """A status report without what the reading's own time gives (ages) or replay adds."""
-    report = {k: v for k, v in report.items() if k not in ("replayed_events", "seconds")}
-    report["runs"] = [
-        {k: v for k, v in r.items() if k != "last_event_age_s"} for r in report["runs"]
-    ]
-    return report
-
-
 def _kill_mid_attempt(cli: SweepCLI, folder: Path) -> str:
     """Start a sweep with four pairs in flight, SIGKILL it once it has paged and while an attempt
     is open; returns its run id."""
@@ -122,14 +106,14 @@ def test_a_killed_run_is_interrupted_in_every_view(tmp_path: Path, cli: SweepCLI
     """After SIGKILL, `status` (text and JSON), `replay --json` and `runs` all call the run
     interrupted (stale), as the status headline does, and status and replay stay equal."""
     run_id = _kill_mid_attempt(cli, tmp_path)
-    status = _json(cli, "status", cwd=tmp_path)
-    replayed = _json(cli, "replay", cwd=tmp_path)
-    history = _json(cli, "runs", cwd=tmp_path)
+    status = cli.run_json("status", cwd=tmp_path)
+    replayed = cli.run_json("replay", cwd=tmp_path)
+    history = cli.run_json("runs", cwd=tmp_path)
     assert status["headline"].startswith(f"INTERRUPTED: run {run_id} died without ending")
     for runs in (status["runs"], replayed["runs"], history):
         assert (runs[0]["run_id"], runs[0]["status"]) == (run_id, "interrupted")
         assert runs[0]["reason"].startswith("stale:")
-    assert _without_clock(status) == _without_clock(replayed)
+    assert cli.without_clock(status) == cli.without_clock(replayed)
     text = cli.run("status", cwd=tmp_path).stdout
     [line] = [line for line in text.splitlines() if line.startswith(f"  {run_id}  ")]
     assert line.split()[1] == "interrupted" and "running" not in line
@@ -142,15 +126,15 @@ def test_a_killed_runs_figures_do_not_change_when_the_next_run_closes_it(
     event: its duration and rate are the same before and after the close, in `runs` and
     `status`, and do not count the time it lay dead."""
     run_id = _kill_mid_attempt(cli, tmp_path)
-    before = _json(cli, "runs", cwd=tmp_path)[0]
+    before = cli.run_json("runs", cwd=tmp_path)[0]
     time.sleep(1.5)  # dead time, which is not the run's work
     assert cli.run("run", "--exhaust", "--source", SOURCE, cwd=tmp_path).returncode == 0
-    after = next(r for r in _json(cli, "runs", cwd=tmp_path) if r["run_id"] == run_id)
+    after = next(r for r in cli.run_json("runs", cwd=tmp_path) if r["run_id"] == run_id)
     assert (after["status"], after["reason"]) == ("aborted", "stale")
     assert after["finished"] is not None
     for key in ("duration_s", "items_per_s", "last_event", "counters"):
         assert after[key] == before[key], key
-    [shown] = [r for r in _json(cli, "status", cwd=tmp_path)["runs"] if r["run_id"] == run_id]
+    [shown] = [r for r in cli.run_json("status", cwd=tmp_path)["runs"] if r["run_id"] == run_id]
     assert (shown["duration_s"], shown["items_per_s"]) == (
         before["duration_s"],
         before["items_per_s"],
@@ -163,10 +147,10 @@ def test_a_pair_left_open_by_a_killed_run_says_so(tmp_path: Path, cli: SweepCLI)
     the same reason when the next run closes the run: tests/projections/test_run_views.py)."""
     run_id = _kill_mid_attempt(cli, tmp_path)
     why = f"interrupted: run {run_id} ended without closing the attempt"
-    status = _json(cli, "status", cwd=tmp_path)
+    status = cli.run_json("status", cwd=tmp_path)
     interrupted = [p for p in status["problems"] if p["interrupted"]]
     assert interrupted and all((p["state"], p["detail"]) == ("PARTIAL", why) for p in interrupted)
-    assert _without_clock(status) == _without_clock(_json(cli, "replay", cwd=tmp_path))
+    assert cli.without_clock(status) == cli.without_clock(cli.run_json("replay", cwd=tmp_path))
     first = interrupted[0]
     line = (
         f"  {first['service']:<9} {first['subject']}  PARTIAL  attempts {first['attempts']}: {why}"

@@ -4,11 +4,10 @@ status from before the sweep opened."""
 
 from __future__ import annotations
 
-import json
 import re
 from itertools import pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sweepledger.projections.model import pair_order
 
@@ -17,21 +16,6 @@ if TYPE_CHECKING:
 
 ONE_PAGE = ("run", "--quiet", "--max-pages", "1", "--source", "sim://?subjects=20")
 """A first run that leaves most of the 80 pairs PARTIAL (one page each)."""
-
-
-def _json(cli: SweepCLI, *args: str, cwd: Path) -> Any:
-    done = cli.run(*args, "--json", cwd=cwd)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)
-
-
-def _without_clock(report: dict[str, Any]) -> dict[str, Any]:
-    """A status report without what the reading's own time gives (ages) or replay adds."""
-    report = {k: v for k, v in report.items() if k not in ("replayed_events", "seconds")}
-    report["runs"] = [
-        {k: v for k, v in r.items() if k != "last_event_age_s"} for r in report["runs"]
-    ]
-    return report
 
 
 def _pair_lines(text: str) -> list[str]:
@@ -47,10 +31,10 @@ def test_a_cut_problem_list_says_how_many_more_and_all_lists_them(
     one)`; `--all` lists every one (text and JSON, `status` and `replay`) with no such line, and
     the JSON's `problems_more` is N."""
     assert cli.run(*ONE_PAGE, cwd=workdir).returncode == 3
-    every = _json(cli, "status", "--all", cwd=workdir)
+    every = cli.run_json("status", "--all", cwd=workdir)
     total = len(every["problems"])
     assert total > 20 and every["problems_more"] == 0
-    cut = _json(cli, "status", cwd=workdir)
+    cut = cli.run_json("status", cwd=workdir)
     assert len(cut["problems"]) == 20 and cut["problems_more"] == total - 20
     assert cut["problems"] == every["problems"][:20]
     for command in ("status", "replay"):
@@ -59,7 +43,9 @@ def test_a_cut_problem_list_says_how_many_more_and_all_lists_them(
         assert len(_pair_lines(text)) == 20
         full = cli.run(command, "--all", cwd=workdir).stdout
         assert len(_pair_lines(full)) == total and " more (--all" not in full
-    assert _without_clock(_json(cli, "replay", "--all", cwd=workdir)) == _without_clock(every)
+    assert cli.without_clock(cli.run_json("replay", "--all", cwd=workdir)) == cli.without_clock(
+        every
+    )
 
 
 def test_status_and_replay_list_pairs_and_blocks_in_one_order(workdir: Path, cli: SweepCLI) -> None:
@@ -79,8 +65,8 @@ def test_status_and_replay_list_pairs_and_blocks_in_one_order(workdir: Path, cli
     ):
         done = cli.run("block", *args, "--reason", "test", cwd=workdir)
         assert done.returncode == 0, done.stderr
-    status = _json(cli, "status", cwd=workdir)
-    assert _without_clock(status) == _without_clock(_json(cli, "replay", cwd=workdir))
+    status = cli.run_json("status", cwd=workdir)
+    assert cli.without_clock(status) == cli.without_clock(cli.run_json("replay", cwd=workdir))
     blocked = [(b["subject"], b["service"]) for b in status["blocked"]]
     assert blocked == [
         ("user01@example.com", "calendar"),
@@ -111,14 +97,14 @@ def test_the_run_summary_gives_the_ledgers_figures(workdir: Path, cli: SweepCLI)
     )
     assert found is not None, done.stdout
     run_id, items, seconds, rate = found.groups()
-    [run] = _json(cli, "runs", cwd=workdir)
+    [run] = cli.run_json("runs", cwd=workdir)
     assert run["run_id"] == run_id
     assert (items, seconds, rate) == (
         str(run["counters"]["items_fetched"]),
         f"{run['duration_s']:.2f}",
         f"{run['items_per_s']:.0f}",
     )
-    [shown] = _json(cli, "status", cwd=workdir)["runs"]
+    [shown] = cli.run_json("status", cwd=workdir)["runs"]
     assert (shown["duration_s"], shown["items_per_s"]) == (run["duration_s"], run["items_per_s"])
 
 
@@ -126,7 +112,7 @@ def test_status_before_the_sweep_opened_names_the_run(workdir: Path, cli: SweepC
     """`status --as-of 1` (only the first RUN_START folded) says which run is running and lists
     it, as its JSON does, instead of a bare `RUNNING`; replay says the same."""
     assert cli.run("run", "--quiet", "--source", "sim://?subjects=2", cwd=workdir).returncode == 0
-    report = _json(cli, "status", "--as-of", "1", cwd=workdir)
+    report = cli.run_json("status", "--as-of", "1", cwd=workdir)
     [run] = report["runs"]
     assert report["sweep"] is None and run["status"] == "running"
     for command in ("status", "replay"):

@@ -490,7 +490,7 @@ class PairAttempt:
         self.outstanding += [i for i in page.failed_ids if i not in self.outstanding]
         write_unit_cursor = unit is not None and page.exhausted and not self.outstanding
         full = self._pass  # this pass's: the next one may begin before this page is built
-        completes = full.reconcile and page.exhausted and not self.outstanding
+        completes = page.exhausted and not self.outstanding
 
         def build(tx: Transaction) -> None:
             seq = tx.next_seq
@@ -500,10 +500,10 @@ class PairAttempt:
                 if full.listed_after is None:  # the pass's first page (builds run in order)
                     full.listed_after = seq - 1
                 pass_from = full.listed_after
-            if completes and pass_from is not None:
-                vanished = forget_unlisted(
-                    tx.conn, self.service, self.subject, unit, pass_from, seq
-                )
+                if completes:
+                    vanished = forget_unlisted(
+                        tx.conn, self.service, self.subject, unit, pass_from, seq
+                    )
             tx.append(
                 self._event(
                     EventKind.PAGE,

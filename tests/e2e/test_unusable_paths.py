@@ -123,7 +123,9 @@ def test_a_lock_file_that_cannot_be_opened_is_refused(
 def test_a_ledger_under_proc_is_refused(workdir: Path, cli: SweepCLI) -> None:
     """`--db /proc/version`: its lock file cannot be created, for root too."""
     result = cli.run("run", *SOURCE, "--db", "/proc/version", cwd=workdir)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     _refused(result, "Error: cannot open the ledger /proc/version: its lock file")
+    assert list(workdir.iterdir()) == [], "a refused run leaves nothing behind"
 
 
 @pytest.mark.parametrize(

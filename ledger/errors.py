@@ -31,7 +31,10 @@ class CannotOpen(LedgerError):
 
 
 class NoLedger(LedgerError):
-    """A read-only command was pointed at a path where no ledger exists."""
+    """A read-only command was pointed at a path where no ledger exists: bad input, like a
+    file that is not a ledger (`sweep check` must not answer 1, "violations found")."""
+
+    exit_code = 2
 
     def __init__(self, path: str) -> None:
         super().__init__(f"no ledger at {path} (a `sweep run` creates one)")
@@ -48,7 +51,10 @@ class MissingFolder(LedgerError):
 
 
 class SchemaTooNew(LedgerError):
-    """The ledger was written by a newer Sweepledger."""
+    """The ledger was written by a newer Sweepledger: this build cannot read it (exit 2, not
+    the 1 of `sweep check` finding violations in a ledger it did read)."""
+
+    exit_code = 2
 
     def __init__(self, path: str, found: int, supported: int) -> None:
         super().__init__(

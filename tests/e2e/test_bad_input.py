@@ -162,14 +162,34 @@ def test_junk_and_foreign_files_are_refused(workdir: Path, cli: SweepCLI, comman
         assert _digest(path) == before
 
 
-def test_missing_ledger_and_missing_folder(workdir: Path, cli: SweepCLI) -> None:
-    """Read commands on a missing ledger, and a run into a missing folder, are refused without
-    creating anything."""
-    status = cli.run("status", "--db", "nothing.db", cwd=workdir)
-    assert status.returncode == 1 and "no ledger at nothing.db" in status.stderr
+@pytest.mark.parametrize("command", ["status", "check", "replay", "log", "runs"])
+def test_missing_ledger_and_missing_folder(workdir: Path, cli: SweepCLI, command: str) -> None:
+    """Read commands on a missing ledger are bad input (exit 2: `sweep check` answering 1 would
+    read as "violations found"), and a run into a missing folder too; nothing is created."""
+    missing = cli.run(command, "--db", "nothing.db", cwd=workdir)
+    assert missing.returncode == 2 and "no ledger at nothing.db" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1 and "Traceback" not in missing.stderr
     assert not (workdir / "nothing.db").exists()
     run = cli.run("run", "--db", "no/such/dir/x.db", cwd=workdir)
     assert run.returncode == 2 and "folder no/such/dir does not exist" in run.stderr
+
+
+@pytest.mark.parametrize("command", ["status", "check", "replay", "run"])
+def test_a_ledger_from_a_newer_sweepledger_is_refused(
+    ledger: Path, workdir: Path, cli: SweepCLI, command: str
+) -> None:
+    """A ledger with a newer schema cannot be read by this build: exit 2 naming both versions,
+    the file untouched (not exit 1, which `sweep check` keeps for violations it found)."""
+    import sqlite3
+
+    with sqlite3.connect(ledger) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.close()
+    before = _digest(ledger)
+    refused = cli.run(command, "--db", str(ledger), cwd=workdir)
+    assert refused.returncode == 2, refused.stderr
+    assert "schema version 99" in refused.stderr and "Traceback" not in refused.stderr
+    assert _digest(ledger) == before
 
 
 def test_unblock_of_the_wrong_scope_names_the_block_there_is(

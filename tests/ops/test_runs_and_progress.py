@@ -72,7 +72,7 @@ def test_runs_cli_lists_newest_first_in_text_and_json(tmp_path: Path, ops: Ops) 
     limited = ops.run("runs", "--db", str(db), "--json", "--limit", "1", cwd=tmp_path)
     assert [r["run_id"] for r in orjson.loads(limited.stdout)] == [second.run_id]
     missing = ops.run("runs", "--db", str(tmp_path / "nope.db"), cwd=tmp_path)
-    assert missing.returncode == 1 and "no ledger at" in missing.stderr
+    assert missing.returncode == 2 and "no ledger at" in missing.stderr
     assert "Traceback" not in missing.stderr
 
 

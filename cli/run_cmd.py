@@ -326,23 +326,45 @@ class ProgressLine:
 
 
 def summary(outcome: RunOutcome) -> str:
-    """The closing lines on stdout."""
+    """The closing lines on stdout.
+
+    The sweep line names what COMPLETE left out (paused subjects, blocked pairs): a sweep whose
+    every subject is paused is COMPLETE over nothing, and "0/0" alone does not say why. "Rerun
+    the same command" is said only when a rerun would do something: a run that found nothing
+    to do in its selection says where the rest is instead.
+    """
     f = outcome.figures
     state = "COMPLETE" if outcome.complete else "INCOMPLETE"
     rate = outcome.items_per_s or 0.0  # the ledger's figures, as `sweep runs` shows them
+    excluded = [
+        _count(f.get("paused_subjects", 0), "paused subject"),
+        _count(f.get("blocked_pairs", 0), "blocked pair"),
+    ]
+    left_out = ", ".join(e for e in excluded if e)
     lines = [
         f"run {outcome.run_id} {outcome.status}: {outcome.pairs_done}/{outcome.pairs_planned} "
         f"planned pairs complete, {outcome.items} items in {outcome.duration:.2f}s "
         f"({rate:.0f} items/s)",
         f"sweep {outcome.sweep_id} {state}: {f['complete_subjects_count']}/"
         f"{f['active_targets_total']} subjects complete, {f['partial_subjects_count']} partial, "
-        f"{f['errors_count']} errors",
+        f"{f['errors_count']} errors" + (f" (excluded: {left_out})" if left_out else ""),
     ]
-    if outcome.exit_code == 3:
+    if outcome.exit_code == 3 and outcome.pairs_planned == 0:
+        lines.append(
+            "nothing left to do in this run's selection: the pairs the sweep still needs are "
+            "outside --subjects/--services, in ERR with --only-remaining, or paused or blocked "
+            "(see `sweep status`)"
+        )
+    elif outcome.exit_code == 3:
         lines.append("rerun the same command to continue")
     elif outcome.exit_code == 75:
         lines.append("paused by the time budget; rerun the same command to continue")
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    """`n noun(s)`, or "" for none."""
+    return f"{n} {noun}{'' if n == 1 else 's'}" if n else ""
 
 
 def _check_since(value: str) -> None:

@@ -80,7 +80,7 @@ def emulate_command(workspace: str, port: int, credentials_out: str | None, admi
             port, lambda url: Emulator(canonical, admin, url + "/token", account)
         )
     except OSError as error:
-        raise UserError(f"cannot listen on 127.0.0.1:{port}: {error.strerror}", 1) from None
+        raise UserError(f"cannot listen on 127.0.0.1:{port}: {error.strerror}", 2) from None
     scratch = None
     if credentials_out is None:
         scratch = tempfile.mkdtemp(prefix="sweep-emulate-")
@@ -93,7 +93,7 @@ def emulate_command(workspace: str, port: int, credentials_out: str | None, admi
         )
     except OSError as error:
         server.server_close()
-        raise UserError(f"cannot write {key_path}: {error.strerror}", 1) from None
+        raise UserError(f"cannot write {key_path}: {error.strerror}", 2) from None
     source = (
         f"google://?admin={quote(admin, safe='@.')}&credentials="
         f"{quote(str(key_path), safe='/@._-')}&endpoint={server.url}"

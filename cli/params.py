@@ -15,6 +15,9 @@ from sweepledger.collectors.errors import SourceConfigError
 from sweepledger.collectors.protocol import SERVICES
 from sweepledger.ledger.errors import LedgerError
 
+EXIT_SIGINT = 130
+"""128 + SIGINT, the code a shell gives a command Ctrl-C ended (and `sweep run`'s)."""
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
@@ -44,7 +47,8 @@ def db_option(func: F) -> F:
 
 def translate_errors(func: F) -> F:
     """Known errors become one line and their exit code; anything else is a bug and shows its
-    traceback."""
+    traceback. Ctrl-C in a command that does not handle it itself (a long `check`, `serve`)
+    exits 130 quietly, as `sweep run` does, instead of click's "Aborted!" and 1."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -57,6 +61,8 @@ def translate_errors(func: F) -> F:
         except BrokenPipeError:
             sys.stderr.close()
             raise SystemExit(1) from None
+        except KeyboardInterrupt:
+            raise SystemExit(EXIT_SIGINT) from None
 
     return wrapper  # type: ignore[return-value]
 

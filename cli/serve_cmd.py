@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
+
 import click
 
 from .params import UserError, db_option, translate_errors
+
+EXIT_SIGTERM = 143
+"""128 + SIGTERM, as `sweep run` exits on it."""
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """The server re-raises the signal it shut down for once it is done; exit then with the
+    code `sweep run` gives SIGTERM rather than die by the signal (Ctrl-C's KeyboardInterrupt
+    becomes 130 in `translate_errors`)."""
+    raise SystemExit(EXIT_SIGTERM)
 
 
 @click.command("serve")
@@ -27,11 +40,13 @@ def serve_command(db: str, host: str, port: int) -> None:
     """Serve a read-only web view of the ledger: status (live while a run works), invariants,
     services, problem pairs, run history and each pair's attempts; JSON at /api/status,
     /api/runs and /api/runs/<id>; Prometheus metrics at /metrics. The database is opened
-    read-only and every write method gets 405. Stops on SIGINT/SIGTERM."""
+    read-only and every write method gets 405. Stops on SIGINT/SIGTERM after the requests in
+    flight, exiting 130/143 as `sweep run` does."""
     try:
         from sweepledger.web.server import serve
     except ImportError as error:
         raise UserError(
             f"sweep serve needs the web extra: pip install 'sweepledger[web]' ({error})", 2
         ) from None
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     serve(db, host=host, port=port, say=click.echo)

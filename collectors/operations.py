@@ -16,7 +16,7 @@ from sweepledger.ledger.errors import LedgerError
 from sweepledger.ledger.events import Event, EventKind, NewEvent
 from sweepledger.projections.attach import open_for_writing
 from sweepledger.projections.fold import State
-from sweepledger.projections.model import subject_key
+from sweepledger.projections.model import spelled_as
 
 
 class NothingToDo(LedgerError):
@@ -58,13 +58,9 @@ def known_spelling(state: State, subject: str) -> str:
     spelling exactly: a BLOCK of "USER1@x" would otherwise leave "user1@x" swept. A subject the
     ledger does not know (yet) is kept as typed.
     """
-    wanted = subject_key(subject)
     roster = state.sweep.roster if state.sweep is not None else ()
     flagged = [name for name, _ in state.blocked] + list(state.paused)
-    for name in chain(roster, flagged):
-        if subject_key(name) == wanted:
-            return name
-    return subject
+    return spelled_as(subject, chain(roster, flagged))
 
 
 def block(db: str | Path, subject: str, service: str | None, reason: str) -> Event:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,16 @@ def subject_key(subject: str) -> str:
     return subject.casefold()
 
 
+def spelled_as(subject: str, names: Iterable[str]) -> str:
+    """`subject` as the first of `names` equal to it by `subject_key` spells it, else as given.
+
+    The fold keys pairs, cursors and flags by the roster's exact spelling, so a subject typed in
+    another letter case is turned into that spelling before it is looked up or recorded.
+    """
+    wanted = subject_key(subject)
+    return next((name for name in names if subject_key(name) == wanted), subject)
+
+
 def subject_order(subject: str) -> tuple[str, str]:
     """Subjects sort by `subject_key` (ties broken by the exact text)."""
     return (subject_key(subject), subject)
@@ -55,6 +66,37 @@ def pair_order(subject: str, service: str | None) -> tuple[str, str, int, str]:
     if service is None:
         return (*subject_order(subject), -1, "")
     return (*subject_order(subject), service_rank(service), service)
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorFlag:
+    """Why an operator left a pair out of the sweeps: PAUSED (its subject) or BLOCKED (the
+    subject, `service` None, or this one pair), with the reason the operator gave."""
+
+    state: str
+    service: str | None
+    reason: str
+
+
+def operator_flag(
+    subject: str,
+    service: str,
+    blocked: Mapping[tuple[str, str | None], str],
+    paused: Mapping[str, str],
+) -> OperatorFlag | None:
+    """The flag that takes the pair out of the sweeps, or None.
+
+    One rule for every reader (the status's problem list, a pair's own page): a pause names the
+    pair before a block does, and a whole-subject block before the pair's own.
+    """
+    reason = paused.get(subject)
+    if reason is not None:
+        return OperatorFlag(PAUSED, None, reason)
+    for scope in (None, service):
+        reason = blocked.get((subject, scope))
+        if reason is not None:
+            return OperatorFlag(BLOCKED, scope, reason)
+    return None
 
 
 @dataclass(slots=True)

@@ -22,10 +22,18 @@ from .model import (
     RunRow,
     SweepInfo,
     interrupted_detail,
+    operator_flag,
     pair_order,
     subject_order,
 )
-from .tables import PAIR_ORDER_SQL, _unjson, load_sweep, pair_from_row, run_from_row
+from .tables import (
+    PAIR_ORDER_SQL,
+    _unjson,
+    load_flags,
+    load_sweep,
+    pair_from_row,
+    run_from_row,
+)
 
 PROBLEM_LIMIT = 20
 """Problem pairs listed by default; `problem_limit=None` (`status --all`) lists every one."""
@@ -92,13 +100,7 @@ def gather_from_tables(
         run_from_row(r)
         for r in conn.execute("SELECT * FROM runs ORDER BY started_seq DESC LIMIT ?", (RUN_LIMIT,))
     ]
-    blocked: dict[tuple[str, str | None], str] = {}
-    paused: dict[str, str] = {}
-    for subject, service, flag, reason in conn.execute("SELECT * FROM operator_flags"):
-        if flag == "blocked":
-            blocked[(subject, service or None)] = reason
-        else:
-            paused[subject] = reason
+    blocked, paused = load_flags(conn)
     return Gathered(
         int(meta.get("head", 0)),
         meta.get("head_ts", ""),
@@ -299,10 +301,9 @@ def build_report(
             # interrupted (DESIGN 4) until the next run closes the attempt, which records the
             # same detail (`State._end_run`)
             state, detail, interrupted = PARTIAL, interrupted_detail(r.open_run_id), True
-        if g.paused.get(r.subject) is not None:
-            state = "PAUSED"
-        elif (r.subject, None) in g.blocked or (r.subject, r.service) in g.blocked:
-            state = "BLOCKED"
+        flag = operator_flag(r.subject, r.service, g.blocked, g.paused)
+        if flag is not None:
+            state = flag.state
         problems.append(
             {
                 "service": r.service,

@@ -315,12 +315,25 @@ def load_state(conn: sqlite3.Connection) -> State:
         state.set_cursor((s, e, k), CursorRow(v, 0))
     for r in conn.execute("SELECT * FROM runs WHERE status = 'running'"):
         state.runs[r[0]] = run_from_row(r)
+    state.blocked, state.paused = load_flags(conn)
+    return state
+
+
+Flags = tuple[dict[tuple[str, str | None], str], dict[str, str]]
+"""Blocks (by subject and service, None for every service) and pauses (by subject), each with
+its reason: `State.blocked` and `State.paused`."""
+
+
+def load_flags(conn: sqlite3.Connection) -> Flags:
+    """The operator flags as the fold keeps them, read back from `operator_flags`."""
+    blocked: dict[tuple[str, str | None], str] = {}
+    paused: dict[str, str] = {}
     for subject, service, flag, reason in conn.execute("SELECT * FROM operator_flags"):
         if flag == "blocked":
-            state.blocked[(subject, service or None)] = reason
+            blocked[(subject, service or None)] = reason
         else:
-            state.paused[subject] = reason
-    return state
+            paused[subject] = reason
+    return blocked, paused
 
 
 def _roster(conn: sqlite3.Connection, opened_seq: int) -> list[str]:

@@ -38,9 +38,15 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") 
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def pair_link(service: str, subject: str) -> str:
+def pair_link(service: str, subject: str, text: str | None = None) -> str:
+    """A link to the pair's page, reading `text` (the subject unless given)."""
     href = f"/pairs/{quote(service, safe='')}/{quote(subject, safe='@')}"
-    return f'<a href="{e(href)}">{e(subject)}</a>'
+    return f'<a href="{e(href)}">{e(subject if text is None else text)}</a>'
+
+
+def state_label(state: str) -> str:
+    """A pair's state, coloured by its kind (`ERR:<class>` as ERR)."""
+    return f'<span class="state s-{e(state.partition(":")[0])}">{e(state)}</span>'
 
 
 def document(title: str, body: str, *, live: bool = False) -> str:
@@ -93,6 +99,8 @@ def live_fragment(status: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) 
         parts.append(_invariants(status))
     if status.get("services"):
         parts.append(_services(status["services"]))
+    if status.get("blocked") or status.get("paused"):
+        parts.append(_flags(status))
     parts.append(_problems(status))
     parts.append(_runs(runs))
     parts.append(f'<p class="muted">ledger head seq {e(status["head_seq"])}</p>')
@@ -166,6 +174,35 @@ def _services(services: Sequence[Mapping[str, Any]]) -> str:
     return f"<section><h2>Services</h2>{table(['service', *keys], rows, 'services num')}</section>"
 
 
+def _flags(status: Mapping[str, Any]) -> str:
+    """The BLOCKED and PAUSED lines of `sweep status` (subject, scope, the operator's reason),
+    listed whatever the pairs' states: a flag takes a COMPLETE pair out of the sweeps too."""
+    services = (status.get("sweep") or {}).get("services") or []
+
+    def every_service(subject: str) -> str:
+        links = ", ".join(pair_link(service, subject, service) for service in services)
+        return "all services" + (f" ({links})" if links else "")
+
+    rows = [
+        [
+            state_label("BLOCKED"),
+            e(b["subject"]) if b["service"] is None else pair_link(b["service"], b["subject"]),
+            every_service(b["subject"]) if b["service"] is None else e(b["service"]),
+            e(b["reason"]),
+        ]
+        for b in status.get("blocked") or []
+    ]
+    rows += [
+        [state_label("PAUSED"), e(p["subject"]), every_service(p["subject"]), e(p["reason"])]
+        for p in status.get("paused") or []
+    ]
+    return (
+        f'<section id="flags"><h2>Blocked and paused: {len(rows)} '
+        '<span class="muted">(left out of every sweep until lifted)</span></h2>'
+        f"{table(['flag', 'subject', 'services', 'reason'], rows, 'flags')}</section>"
+    )
+
+
 def _problems(status: Mapping[str, Any]) -> str:
     problems = status.get("problems") or []
     total = status.get("problems_total", 0)
@@ -175,7 +212,7 @@ def _problems(status: Mapping[str, Any]) -> str:
         [
             e(p["service"]),
             pair_link(p["service"], p["subject"]),
-            f'<span class="state s-{e(p["state"].split(":")[0])}">{e(p["state"])}</span>',
+            state_label(p["state"]),
             e(p["attempts"]),
             e(p["last_err"]),
             e(p["detail"]),
@@ -266,7 +303,7 @@ def pair_page(view: PairView) -> str:
             e(a.mode),
             e(a.pages),
             e(a.count),
-            f'<span class="state s-{e(a.outcome.split(":")[0])}">{e(a.outcome)}</span>',
+            state_label(a.outcome),
             e(a.skip_reason),
             e(", ".join(f"{k}={v}" for k, v in a.cursor.items()) or None),
             e(a.detail),
@@ -341,6 +378,7 @@ table.num td:not(:first-child), table.runs td:nth-child(n+5):not(:last-child) {
   text-align: right; font-variant-numeric: tabular-nums; }
 .s-COMPLETE, .r-completed { color: #17803d; } .s-ERR, .r-failed, .s-interrupted,
 .r-interrupted, .r-aborted { color: #b42318; } .s-PARTIAL, .r-paused { color: #b54708; }
+.s-BLOCKED, .s-PAUSED { color: #6941c6; font-weight: 600; }
 pre { background: #fff; border: 1px solid #e4e7ec; padding: .6em; overflow-x: auto;
       font-size: 12px; }
 """

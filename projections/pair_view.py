@@ -2,13 +2,16 @@
 
 Attempts are grouped from the pair's own events (START .. END), read newest-last through the
 ledger's `events_by_pair` index, so the page costs the same on any ledger size; an attempt with no
-END is `open` while its run holds the lock and `interrupted` once it does not.
+END is `open` while its run holds the lock and `interrupted` once it does not. A block or pause
+shows as `sweep status` shows it (BLOCKED or PAUSED, with the operator's reason); a subject in
+another letter case than the ledger's finds the pair, at the cost of decoding the latest roster.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +20,17 @@ from sweepledger.ledger.logline import render
 from sweepledger.ledger.store import SqliteStore
 
 from .attach import open_for_reading, read_snapshot
-from .model import interrupted_detail
-from .tables import pair_from_row
+from .model import (
+    NOT_STARTED,
+    PARTIAL,
+    SERVICES,
+    OperatorFlag,
+    PairRow,
+    interrupted_detail,
+    operator_flag,
+    spelled_as,
+)
+from .tables import Flags, load_flags, load_sweep, pair_from_row
 
 EVENT_LIMIT = 2000
 """The pair's newest events shown (attempts before them are summarised as omitted)."""
@@ -54,6 +66,8 @@ class PairView:
     lines: list[str]
     events_total: int
     events_shown: int
+    flag: OperatorFlag | None = None
+    """The operator's block or pause that leaves the pair out of the sweeps, if any."""
 
 
 def _mode(data: dict[str, Any]) -> str:
@@ -114,51 +128,120 @@ def _pair_events(store: SqliteStore, service: str, subject: str) -> tuple[list[E
     return events, total
 
 
+@dataclass(slots=True)
+class _Stored:
+    """What the ledger holds of one pair spelled one way (all read in one snapshot)."""
+
+    events: list[Event]
+    total: int
+    row: PairRow | None
+    cursors: dict[str, str]
+    flag: OperatorFlag | None
+    in_sweep: bool = False
+    """Whether the latest sweep's roster and services name the pair (read only when needed)."""
+
+    @property
+    def known(self) -> bool:
+        return bool(self.events) or self.row is not None or self.flag is not None or self.in_sweep
+
+
+def _stored(store: SqliteStore, service: str, subject: str, flags: Flags) -> _Stored:
+    events, total = _pair_events(store, service, subject)
+    row = store.conn.execute(
+        "SELECT * FROM pair_state WHERE service = ? AND subject = ?", (service, subject)
+    ).fetchone()
+    cursors = dict(
+        store.conn.execute(
+            "SELECT key, value FROM sync_cursor WHERE service = ? AND subject = ? ORDER BY key",
+            (service, subject),
+        ).fetchall()
+    )
+    pair = None if row is None else pair_from_row(row)
+    # a whole-subject flag names no service: it makes pages of the real services only
+    flag = operator_flag(subject, service, *flags) if service in SERVICES else None
+    return _Stored(events, total, pair, cursors, flag)
+
+
+def _find(store: SqliteStore, service: str, subject: str) -> tuple[str, _Stored]:
+    """The pair as the ledger spells its subject, and what the ledger holds of it.
+
+    The subject matches in any letter case (`model.subject_key`), as `--subjects`, the operator
+    commands and `sweep log --subject` match it. The exact spelling is tried first (indexed
+    reads); only a spelling with no event and no state row costs decoding the latest roster,
+    which gives the ledger's spelling (or a flag gives it) and says whether the latest sweep
+    has the pair at all (NOT_STARTED: swept by none of its runs yet).
+    """
+    flags = load_flags(store.conn)
+    found = _stored(store, service, subject, flags)
+    if found.events or found.row is not None:
+        return subject, found
+    sweep, _ = load_sweep(store.conn)
+    roster = [] if sweep is None else sweep.roster
+    blocked, paused = flags
+    spelled = spelled_as(subject, chain(roster, (name for name, _ in blocked), paused))
+    if spelled != subject:
+        found = _stored(store, service, spelled, flags)
+    found.in_sweep = sweep is not None and service in sweep.services and spelled in roster
+    return spelled, found
+
+
+def _state(pair: PairRow, live_run_ids: Collection[str]) -> dict[str, Any]:
+    """The pair's row as the page shows it; an attempt whose run is gone is PARTIAL
+    (interrupted), as `sweep status` says."""
+    state: dict[str, Any] = {
+        "state": pair.state,
+        "attempts": pair.attempts,
+        "items": pair.items,
+        "last_run_id": pair.last_run_id,
+        "open_run_id": pair.open_run_id,
+        "interrupted": pair.interrupted,
+        "last_err": pair.last_err,
+        "last_detail": pair.last_detail,
+        "skip_reason": pair.skip_reason,
+        "checkpoint": pair.checkpoint,
+        "outstanding": list(pair.outstanding),
+    }
+    if pair.open_run_id and pair.open_run_id not in live_run_ids:
+        state["state"] = PARTIAL
+        state["interrupted"] = True
+        state["last_detail"] = interrupted_detail(pair.open_run_id)
+    return state
+
+
+def _flagged(state: dict[str, Any] | None, flag: OperatorFlag | None) -> dict[str, Any] | None:
+    """The state with an operator's flag applied as `sweep status` applies it: the pair is
+    BLOCKED or PAUSED whatever its attempts left; that state stays beside it as `swept_state`
+    (where the pair resumes once the flag is lifted)."""
+    if state is None or flag is None:
+        return state
+    return {"state": flag.state, "swept_state": state["state"]} | {
+        k: v for k, v in state.items() if k != "state"
+    }
+
+
 def read_pair(
     db_path: str | Path, service: str, subject: str, live_run_ids: Collection[str]
 ) -> PairView | None:
-    """The pair's view, or None if the ledger never mentions it."""
+    """The pair's view, or None if the ledger knows no such pair: no event, no state row, no
+    flag, and not in the latest sweep."""
     with open_for_reading(db_path) as store, read_snapshot(store):
-        events, total = _pair_events(store, service, subject)
-        row = store.conn.execute(
-            "SELECT * FROM pair_state WHERE service = ? AND subject = ?", (service, subject)
-        ).fetchone()
-        cursors = dict(
-            store.conn.execute(
-                "SELECT key, value FROM sync_cursor WHERE service = ? AND subject = ? ORDER BY key",
-                (service, subject),
-            ).fetchall()
-        )
-    if not events and row is None:
+        spelled, found = _find(store, service, subject)
+    if not found.known:
         return None
-    state = None
-    if row is not None:
-        pair = pair_from_row(row)
-        state = {
-            "state": pair.state,
-            "attempts": pair.attempts,
-            "items": pair.items,
-            "last_run_id": pair.last_run_id,
-            "open_run_id": pair.open_run_id,
-            "interrupted": pair.interrupted,
-            "last_err": pair.last_err,
-            "last_detail": pair.last_detail,
-            "skip_reason": pair.skip_reason,
-            "checkpoint": pair.checkpoint,
-            "outstanding": list(pair.outstanding),
-        }
-        if pair.open_run_id and pair.open_run_id not in live_run_ids:
-            state["state"] = "PARTIAL"
-            state["interrupted"] = True
-            state["last_detail"] = interrupted_detail(pair.open_run_id)
-    lines = [render(e) for e in events if e.kind in PAIR_PHASES]
+    state: dict[str, Any] | None = None
+    if found.row is not None:
+        state = _state(found.row, live_run_ids)
+    elif found.in_sweep:
+        state = {"state": NOT_STARTED}
+    lines = [render(e) for e in found.events if e.kind in PAIR_PHASES]
     return PairView(
         service,
-        subject,
-        state,
-        cursors,
-        attempts_of(events, live_run_ids),
+        spelled,
+        _flagged(state, found.flag),
+        found.cursors,
+        attempts_of(found.events, live_run_ids),
         lines,
-        total,
-        len(events),
+        found.total,
+        len(found.events),
+        found.flag,
     )

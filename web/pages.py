@@ -13,7 +13,8 @@ from typing import Any
 from urllib.parse import quote
 
 from sweepledger.projections.live import daemon_text
-from sweepledger.projections.pair_view import PairView
+from sweepledger.projections.model import PAUSED, OperatorFlag
+from sweepledger.projections.pair_view import AttemptView, PairView
 
 REFRESH_MS = 2000
 
@@ -284,18 +285,40 @@ def _runs(runs: Sequence[Mapping[str, Any]]) -> str:
 
 
 def pair_page(view: PairView) -> str:
-    """One pair: state, cursors, attempts (newest first) and its SWEEP lines."""
+    """One pair: state (and the operator's flag), cursors, attempts (newest first) and its
+    SWEEP lines."""
     title = f"{view.service} / {view.subject}"
-    parts = [f'<header><h1><a href="/">Sweepledger</a> &rsaquo; {e(title)}</h1></header><main>']
-    state = view.state
-    if state is None:
+    cursor_rows = [[e(k), e(v)] for k, v in view.cursors.items()]
+    shown = ""
+    if view.events_shown < view.events_total:
+        shown = f" (newest {view.events_shown} of {view.events_total} events)"
+    lines = "\n".join(e(line) for line in view.lines)
+    body = (
+        f'<header><h1><a href="/">Sweepledger</a> &rsaquo; {e(title)}</h1></header><main>'
+        f"{_pair_state(view)}"
+        f'<section id="cursors"><h2>Cursors</h2>{table(["key", "value"], cursor_rows)}</section>'
+        f'<section id="attempts"><h2>Attempts</h2>{_attempts(view.attempts)}</section>'
+        f'<section id="lines"><h2>SWEEP lines{e(shown)}</h2><pre>{lines}</pre></section></main>'
+    )
+    return document(f"Sweepledger: {title}", body)
+
+
+def _pair_state(view: PairView) -> str:
+    """The pair's state row, under the flag that leaves it out of the sweeps if there is one."""
+    parts = ['<section id="state"><h2>State</h2>']
+    if view.flag is not None:
+        parts.append(_flag_note(view.flag))
+    if view.state is None:
         parts.append('<p class="muted">not in the current sweep</p>')
     else:
-        rows = [[e(k), e(v)] for k, v in state.items()]
-        parts.append(f"<section><h2>State</h2>{table(['field', 'value'], rows)}</section>")
-    cursor_rows = [[e(k), e(v)] for k, v in view.cursors.items()]
-    parts.append(f"<section><h2>Cursors</h2>{table(['key', 'value'], cursor_rows)}</section>")
-    attempt_rows = [
+        rows = [[e(k), e(v)] for k, v in view.state.items()]
+        parts.append(table(["field", "value"], rows, "state"))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _attempts(attempts: Sequence[AttemptView]) -> str:
+    rows = [
         [
             e(a.attempt),
             e(a.run_id),
@@ -308,7 +331,7 @@ def pair_page(view: PairView) -> str:
             e(", ".join(f"{k}={v}" for k, v in a.cursor.items()) or None),
             e(a.detail),
         ]
-        for a in reversed(view.attempts)
+        for a in reversed(attempts)
     ]
     headers = [
         "#",
@@ -322,13 +345,16 @@ def pair_page(view: PairView) -> str:
         "cursor written",
         "detail",
     ]
-    parts.append(f"<section><h2>Attempts</h2>{table(headers, attempt_rows)}</section>")
-    shown = ""
-    if view.events_shown < view.events_total:
-        shown = f" (newest {view.events_shown} of {view.events_total} events)"
-    lines = "\n".join(e(line) for line in view.lines)
-    parts.append(f"<section><h2>SWEEP lines{e(shown)}</h2><pre>{lines}</pre></section></main>")
-    return document(f"Sweepledger: {title}", "".join(parts))
+    return table(headers, rows)
+
+
+def _flag_note(flag: OperatorFlag) -> str:
+    """Why the pair is left out of the sweeps, worded as the flag's line in `sweep status`."""
+    scope = "" if flag.state == PAUSED else f" {flag.service or '(all services)'}"
+    return (
+        f'<p class="flag" id="flag" data-state="{e(flag.state)}">{state_label(flag.state)}'
+        f"{e(scope)}: {e(flag.reason)}</p>"
+    )
 
 
 APP_JS = """\
@@ -379,6 +405,7 @@ table.num td:not(:first-child), table.runs td:nth-child(n+5):not(:last-child) {
 .s-COMPLETE, .r-completed { color: #17803d; } .s-ERR, .r-failed, .s-interrupted,
 .r-interrupted, .r-aborted { color: #b42318; } .s-PARTIAL, .r-paused { color: #b54708; }
 .s-BLOCKED, .s-PAUSED { color: #6941c6; font-weight: 600; }
+.flag { font-size: 1.05em; margin: .3em 0 .5em; }
 pre { background: #fff; border: 1px solid #e4e7ec; padding: .6em; overflow-x: auto;
       font-size: 12px; }
 """

@@ -1,5 +1,5 @@
-"""The web view's pages say what `sweep status` says: the operator flags. Asked over HTTP of a
-`sweep serve` on loopback."""
+"""The web view's pages say what `sweep status` and `sweep log` say: operator flags, and
+subjects compared in any letter case. Asked over HTTP of a `sweep serve` on loopback."""
 
 from __future__ import annotations
 
@@ -93,3 +93,49 @@ def test_the_overview_lists_blocked_and_paused_subjects_as_status_does(
         assert code == 200
         assert _rows(html, "flags") == expected, path
         assert 'href="/pairs/gmail/user1@example.com"' in html
+
+
+@pytest.mark.parametrize(
+    ("path", "line", "swept"),
+    [
+        ("/pairs/gmail/user1@example.com", "BLOCKED gmail: mailbox migrating", "COMPLETE"),
+        ("/pairs/drive/user2@example.com", "PAUSED: on leave", "COMPLETE"),
+        ("/pairs/gmail/user3@example.com", "BLOCKED (all services): left the company", None),
+    ],
+)
+def test_a_flagged_pairs_page_shows_the_flag_and_its_reason(
+    server: str, ops: Ops, path: str, line: str, swept: str | None
+) -> None:
+    """A blocked or paused pair's page says BLOCKED or PAUSED with the reason, as `sweep
+    status` does, and keeps the state its attempts left beside it; a pair blocked before it was
+    ever swept has a page too (NOT_STARTED underneath)."""
+    code, html = _get(ops, server + path)
+    assert code == 200, html
+    shown = re.search('<p class="flag"[^>]*>(.*?)</p>', html)
+    assert shown and unescape(re.sub("<[^>]+>", "", shown.group(1))) == line
+    fields = dict(_rows(html, "state"))
+    assert fields["state"] == line.partition(" ")[0].rstrip(":")
+    assert fields["swept_state"] == (swept or "NOT_STARTED")
+
+
+def test_a_pair_is_found_whatever_the_letter_case_of_its_subject(
+    server: str, ledger: Path, ops: Ops
+) -> None:
+    """`/pairs/<service>/<subject>` compares subjects case-folded, as `sweep log --subject`
+    does: another spelling gives the same page (the ledger's spelling) and the same SWEEP lines
+    the CLI prints; a subject the ledger does not know is still 404, and so is a service that
+    is not one (though the subject's block names every service)."""
+    code, exact = _get(ops, server + "/pairs/drive/user1@example.com")
+    assert code == 200
+    code, other = _get(ops, server + "/pairs/drive/User1@EXAMPLE.com")
+    assert code == 200
+    assert other == exact
+    log = ops.run(
+        "log", "--db", str(ledger), "--service", "drive", "--subject", "USER1@example.COM",
+        cwd=ledger.parent,
+    )  # fmt: skip
+    assert log.returncode == 0 and log.stdout.count("\n") > 4, log.stderr
+    shown = re.search("<pre>(.*?)</pre>", other, re.S)
+    assert shown and unescape(shown.group(1)) + "\n" == log.stdout
+    assert _get(ops, server + "/pairs/drive/USER9@example.com")[0] == 404
+    assert _get(ops, server + "/pairs/docs/User3@example.com")[0] == 404

@@ -28,6 +28,8 @@ from .metrics import render_metrics
 
 READ_METHODS = ("GET", "HEAD")
 PAGE_RUNS = 10
+RUNS_MAX = 10_000
+"""The most runs `/api/runs?limit=` returns in one answer."""
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -86,9 +88,24 @@ def _error(error: Exception) -> JSONResponse:
     return JSONResponse({"error": str(error)}, status_code=status)
 
 
-def _limit(request: Request, default: int) -> int:
-    raw = request.query_params.get("limit", "")
-    return max(1, min(int(raw), 10_000)) if raw.isdigit() else default
+class BadQuery(ValueError):
+    """A query parameter the API cannot use: answered 400 with this one-line message."""
+
+
+def query_int(request: Request, name: str, *, default: int, low: int, high: int) -> int:
+    """The integer query parameter `name` (`default` when absent), from `low` to `high`.
+
+    Anything else is refused rather than replaced by a default or clamped, so a script that
+    asks for `?limit=abc` or `?limit=-5` learns it at once, as `sweep runs --limit` tells a
+    person; only ASCII digits count (`str.isdigit` also takes other scripts' digits).
+    """
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if raw.isascii() and raw.isdigit() and len(raw) <= len(str(high)) and low <= int(raw) <= high:
+        return int(raw)
+    shown = raw if len(raw) <= 40 else raw[:40] + "..."
+    raise BadQuery(f"{name} must be a whole number from {low} to {high}, not {shown!r}")
 
 
 def create_app(db_path: str | Path) -> Starlette:
@@ -137,7 +154,10 @@ def create_app(db_path: str | Path) -> Starlette:
 
     def api_runs(request: Request) -> Response:
         try:
-            return JSONResponse(read_runs(db, limit=_limit(request, HISTORY_LIMIT)))
+            limit = query_int(request, "limit", default=HISTORY_LIMIT, low=1, high=RUNS_MAX)
+            return JSONResponse(read_runs(db, limit=limit))
+        except BadQuery as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
         except UNREADABLE as error:
             return _error(error)
 

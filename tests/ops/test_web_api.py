@@ -246,6 +246,21 @@ def test_api_runs_lists_every_run_newest_first(
     assert [r["run_id"] for r in client.get("/api/runs?limit=1").json()] == [ledger[2]]
 
 
+@pytest.mark.parametrize(
+    "limit", ["abc", "", "-1", "0", "10001", "9" * 40, "1.5", "+1", "%201", "%D9%A3", "1%0A2"]
+)
+def test_api_runs_refuses_a_limit_that_is_not_a_count(client: Client, limit: str) -> None:
+    """`?limit=` that is not a whole number from 1 to 10000 (negative, zero, too big, not ASCII
+    digits) gets 400 with a one-line JSON error naming the parameter, never a default or 500."""
+    response = client.get(f"/api/runs?limit={limit}")
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert error.startswith("limit must be a whole number from 1 to 10000, not ")
+    assert "\n" not in error and "Traceback" not in response.text
+    assert client.get("/api/runs?limit=10000").status_code == 200
+
+
 def test_api_run_detail_has_progress_config_and_checkpoints(
     client: Client, ledger: tuple[Path, str, str]
 ) -> None:

@@ -123,8 +123,8 @@ def recent_runs_text(report: StatusReport) -> list[str]:
         lines.append(
             f"  {r['run_id']}  {r['status']:<11} {r['trigger'] or 'cli':<15} "
             f"started {r['started']}  {duration}  "
-            f"{counters.get('pairs_completed', 0)} pairs complete, "
-            f"{counters.get('fetched', 0)} items{rate}"
+            f"{counters['pairs_completed']} pairs complete, "
+            f"{counters['items_fetched']} items{rate}"
             + (f"  ({r['reason']})" if r["reason"] else "")
         )
     return lines

@@ -79,6 +79,75 @@ def items_rate(items: int, seconds: float | None) -> float | None:
     return round(items / seconds, 1) if seconds else None
 
 
+COUNTERS = {
+    "pairs_attempted": "pairs_attempted",
+    "pairs_completed": "pairs_completed",
+    "pairs_partial": "pairs_partial",
+    "pairs_errored": "pairs_errored",
+    "items_fetched": "fetched",
+    "items_inserted": "inserted",
+    "items_updated": "updated",
+    "items_unchanged": "unchanged",
+    "items_deleted": "deleted",
+    "pages": "pages",
+    "requests": "requests",
+    "quota_units": "quota_units",
+    "retries": "retries",
+    "rate_limit_waits": "rate_limited",
+}
+"""History name -> the fold's counter name. Every key is always present (0 if never bumped)."""
+
+
+def run_record(run: RunRow, *, live: bool, now: datetime) -> dict[str, Any]:
+    """One run as the history shows it: its verdict and duration are `live.run_verdict` and
+    `live.run_duration` (a dead run is `interrupted`, and worked until its own last event)."""
+    status, reason = run_verdict(run, live=live)
+    duration = run_duration(run, live=live, now=now)
+    counters = _named(run.counters)
+    fetched = counters["items_fetched"]
+    error = None
+    if run.status == "failed":
+        cls, _, message = (run.reason or "").partition(": ")
+        error = {"class": cls or "Internal", "message": message}
+    opts = run.options
+    return {
+        "run_id": run.run_id,
+        "sweep_id": run.sweep_id,
+        "status": status,
+        "reason": reason,
+        "live": live,
+        "trigger": run.trigger,
+        "pid": run.pid,
+        "host": run.host,
+        "started": run.started_ts,
+        "finished": run.ended_ts,
+        "duration_s": duration,
+        "last_event": run.last_ts,
+        "last_event_age_s": seconds_between(run.last_ts, now),
+        "options": {
+            "source": opts.get("source"),
+            "services": opts.get("services"),
+            "subjects": opts.get("subjects"),
+            "since": opts.get("since"),
+            "months_back": opts.get("months_back"),
+            "run_to_completion": opts.get("max_seconds") is None,
+            "max_seconds": opts.get("max_seconds"),
+            "max_pages": opts.get("max_pages"),
+            "workers": opts.get("workers"),
+        },
+        "counters": counters,
+        "items_per_s": items_rate(fetched, duration),
+        "error": error,
+        "by_service": {service: _named(per) for service, per in run.by_service.items()},
+    }
+
+
+def _named(folded: Mapping[str, int]) -> dict[str, int]:
+    """The fold's counters under the names every view gives them, each present (0 if never
+    bumped): a run's totals and its per-service breakdown read alike."""
+    return {name: int(folded.get(key, 0)) for name, key in COUNTERS.items()}
+
+
 def daemon_cycle(trigger: str | None) -> int | None:
     """N of a `daemon cycle N` trigger, else None."""
     if not trigger or not trigger.startswith(DAEMON_TRIGGER):

@@ -13,7 +13,7 @@ from typing import Any
 
 from .completeness import Completeness, completeness
 from .fold import State
-from .live import daemon_view, items_rate, live_progress, run_duration, run_verdict
+from .live import daemon_view, live_progress, run_record
 from .model import (
     COMPLETE,
     NOT_STARTED,
@@ -165,37 +165,6 @@ def _age(ts: str, now: datetime) -> float | None:
     return round((now - then).total_seconds(), 1)
 
 
-def run_summary(run: RunRow, *, live: bool, now: datetime) -> dict[str, Any]:
-    """A run as the history shows it: status, duration, counters, items per second.
-
-    Its verdict and duration are `live.run_verdict` and `live.run_duration`, as `sweep runs`
-    shows them: a run whose process is gone is `interrupted`, not `running`. `live` is the
-    reader's fact (the lock now, or for `--as-of` the runs open at that event), never the fold's.
-    """
-    status, reason = run_verdict(run, live=live)
-    duration = run_duration(run, live=live, now=now)
-    return {
-        "run_id": run.run_id,
-        "sweep_id": run.sweep_id,
-        "status": status,
-        "reason": reason,
-        "trigger": run.trigger,
-        "pid": run.pid,
-        "host": run.host,
-        "started": run.started_ts,
-        "ended": run.ended_ts,
-        "duration_s": duration,
-        "last_event_age_s": _age(run.last_ts, now),
-        "items_per_s": items_rate(run.counters.get("fetched", 0), duration),
-        "requests": run.counters.get("requests", 0),
-        "rate_limited": run.counters.get("rate_limited", 0),
-        "quota_units": run.counters.get("quota_units", 0),
-        "counters": dict(run.counters),
-        "by_service": run.by_service,
-        "options": run.options,
-    }
-
-
 def _run_headline(live: list[RunRow], stale: list[RunRow], now: datetime) -> tuple[str, str] | None:
     """The verdict and headline an open run gives, before the sweep's figures (None: no run
     is open). A run is named the same way whether or not its sweep is open yet."""
@@ -216,7 +185,7 @@ def build_report(
 ) -> StatusReport:
     """The report; `live_run_ids` are the runs whose process holds the ledger lock now."""
     now = now or datetime.now(UTC)
-    runs = [run_summary(r, live=r.run_id in live_run_ids, now=now) for r in g.runs]
+    runs = [run_record(r, live=r.run_id in live_run_ids, now=now) for r in g.runs]
     open_runs = [r for r in g.runs if r.status == "running"]
     live = [r for r in open_runs if r.run_id in live_run_ids]
     stale = [r for r in open_runs if r.run_id not in live_run_ids]

@@ -108,6 +108,37 @@ def test_the_run_summary_gives_the_ledgers_figures(workdir: Path, cli: SweepCLI)
     assert (shown["duration_s"], shown["items_per_s"]) == (run["duration_s"], run["items_per_s"])
 
 
+def test_status_and_runs_give_one_run_object(workdir: Path, cli: SweepCLI) -> None:
+    """`status --json` listed runs under other names than `runs --json` (`ended` for
+    `finished`, the fold's `fetched` for `items_fetched`, counters missing when never bumped):
+    both now give the same object, and a run's per-service counters carry its totals' names."""
+    source = ("--quiet", "--source", "sim://?subjects=3", "--services", "gmail,drive")
+    assert cli.run("run", *source, "--max-pages", "1", cwd=workdir).returncode == 3
+    assert cli.run("run", *source, "--exhaust", cwd=workdir).returncode == 0
+    clockless = ("last_event_age_s",)
+    listed = [
+        {k: v for k, v in r.items() if k not in clockless}
+        for r in cli.run_json("runs", cwd=workdir)
+    ]
+    shown = [
+        {k: v for k, v in r.items() if k not in clockless}
+        for r in cli.run_json("status", cwd=workdir)["runs"]
+    ]
+    assert shown == listed and len(listed) == 2
+    for run in listed:
+        assert set(run["by_service"]) == {"gmail", "drive"}
+        for per in run["by_service"].values():
+            assert per.keys() == run["counters"].keys()
+        for name, total in run["counters"].items():
+            assert sum(per[name] for per in run["by_service"].values()) == total, name
+    text = cli.run("status", cwd=workdir).stdout
+    newest = listed[0]
+    assert (
+        f"{newest['counters']['pairs_completed']} pairs complete, "
+        f"{newest['counters']['items_fetched']} items"
+    ) in text
+
+
 def test_status_before_the_sweep_opened_names_the_run(workdir: Path, cli: SweepCLI) -> None:
     """`status --as-of 1` (only the first RUN_START folded) says which run is running and lists
     it, as its JSON does, instead of a bare `RUNNING`; replay says the same."""

@@ -45,14 +45,14 @@ def _diff(
     before: dict[tuple[str, str], tuple[Any, ...]], after: dict[tuple[str, str], tuple[Any, ...]]
 ) -> dict[str, int]:
     """What the sink must have counted to turn `before` into `after` (row[-1] is `deleted`)."""
-    counts = {"inserted": 0, "updated": 0, "deleted": 0}
+    counts = {"items_inserted": 0, "items_updated": 0, "items_deleted": 0}
     for key, row in after.items():
         old = before.get(key)
         deleted = bool(row[-1])
         if old is None:
-            counts["deleted" if deleted else "inserted"] += 1
+            counts["items_deleted" if deleted else "items_inserted"] += 1
         elif old != row:
-            counts["deleted" if deleted and not old[-1] else "updated"] += 1
+            counts["items_deleted" if deleted and not old[-1] else "items_updated"] += 1
     return counts
 
 
@@ -99,10 +99,10 @@ def test_daemon_three_cycles_full_then_incremental_with_exact_counters(
             got = run["by_service"][service]
             want = _diff(snapshots[number - 1][service], snapshots[number][service])
             for name, value in want.items():
-                assert got.get(name, 0) == value, (number, table, name, got, want)
-            parts = sum(got.get(k, 0) for k in ("inserted", "updated", "unchanged", "deleted"))
-            assert got.get("fetched", 0) == parts
-            total_fetched += got.get("fetched", 0)
+                assert got[name] == value, (number, table, name, got, want)
+            parts = ("items_inserted", "items_updated", "items_unchanged", "items_deleted")
+            assert got["items_fetched"] == sum(got[k] for k in parts)
+            total_fetched += got["items_fetched"]
         c = run["counters"]
         assert c["items_fetched"] == total_fetched
         assert c["pairs_attempted"] == c["pairs_completed"] == 12

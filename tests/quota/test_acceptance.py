@@ -38,14 +38,15 @@ def _assert_counters_exact(status: dict[str, Any], stats: dict[str, Any], cli: Q
     """The run's totals are integers equal to the emulator's counts, and each is the sum of its
     per-service breakdown."""
     run, quota = status["runs"][0], stats["quota"]
+    counters = run["counters"]
     roster_units = stats["statuses"]["directory.users.list"].get("200", 0)
-    assert run["requests"] == cli.counted_calls(stats)
-    assert run["rate_limited"] == quota["refused_total"]
-    assert run["quota_units"] == quota["units"] - roster_units
-    for counter in ("requests", "rate_limited", "quota_units"):
-        assert isinstance(run[counter], int)
-        per_service = [run["by_service"][s].get(counter, 0) for s in run["by_service"]]
-        assert sum(per_service) == run[counter], counter
+    assert counters["requests"] == cli.counted_calls(stats)
+    assert counters["rate_limit_waits"] == quota["refused_total"]
+    assert counters["quota_units"] == quota["units"] - roster_units
+    for counter in ("requests", "rate_limit_waits", "quota_units"):
+        assert isinstance(counters[counter], int)
+        per_service = [run["by_service"][s][counter] for s in run["by_service"]]
+        assert sum(per_service) == counters[counter], counter
 
 
 def test_small_quotas_16_workers_converge_with_under_1_percent_refused(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sweepledger.ledger.logline import printable
 from sweepledger.projections.live import daemon_text
 from sweepledger.projections.status import StatusReport
 
@@ -100,14 +101,19 @@ def status_text(report: StatusReport) -> str:
 
 
 def flags_text(report: StatusReport) -> list[str]:
-    """The BLOCKED and PAUSED lines, after a blank line (none if nothing is flagged)."""
+    """The BLOCKED and PAUSED lines, after a blank line (none if nothing is flagged).
+
+    Subjects and reasons are the operator's text, shown `printable`: one recorded with a
+    newline or a terminal escape stays on its own line instead of passing for another line of
+    the status."""
     if not (report.blocked or report.paused):
         return []
     lines = [""]
     for b in report.blocked:
-        lines.append(f"BLOCKED {b['subject']} {b['service'] or '(all services)'}: {b['reason']}")
+        scope = f"{printable(b['subject'])} {b['service'] or '(all services)'}"
+        lines.append(f"BLOCKED {scope}: {printable(b['reason'])}")
     for p in report.paused:
-        lines.append(f"PAUSED  {p['subject']}: {p['reason']}")
+        lines.append(f"PAUSED  {printable(p['subject'])}: {printable(p['reason'])}")
     return lines
 
 

@@ -17,26 +17,33 @@ from typing import Any
 from .events import Event, EventKind
 
 KEYS = ("service", "subject", "phase", "ok", "count", "partial", "err", "detail")
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""Characters that can end or rewrite a line on a terminal or in a log: C0, DEL, C1 and the
+Unicode line and paragraph separators."""
 _BARE = re.compile(r"[^\s\"'=\\\x00-\x1f\x7f-\x9f]+")
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "=": "\\=", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_QUOTED = re.compile(r'[\\"=]')
+_CONTROL_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _UNESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
+
+
+def _control_escape(ch: str) -> str:
+    if ch in _CONTROL_ESCAPES:
+        return _CONTROL_ESCAPES[ch]
+    return f"\\u{ord(ch):04x}" if ord(ch) > 0xFF else f"\\x{ord(ch):02x}"
+
+
+def printable(value: str) -> str:
+    """`value` with every `CONTROL` character as its backslash escape (`\\n`, `\\x1b`,
+    `\\u2028`): free text from the ledger (an operator's reason) shown outside a SWEEP line
+    stays on its own line and cannot pass for another line of the output."""
+    return CONTROL.sub(lambda match: _control_escape(match.group()), value)
 
 
 def quote(value: str) -> str:
     """A logfmt value: bare if it can be, quoted and escaped otherwise."""
     if _BARE.fullmatch(value):
         return value
-    out = []
-    for ch in value:
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ch in "\u2028\u2029":
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
+    return '"' + printable(_QUOTED.sub(lambda match: "\\" + match.group(), value)) + '"'
 
 
 def format_line(fields: Mapping[str, str]) -> str:

@@ -31,7 +31,16 @@ def _done(event: Event) -> None:
     click.echo(f"{event.kind} {target} recorded as seq {event.seq}")
 
 
-@click.command("block")
+RULES = (
+    "The subject must be in the roster of the latest sweep (any letter case) or be blocked or "
+    "paused already; before the first sweep any address is taken. Bad input (an unknown "
+    "subject, an empty --reason where one is required, a control character such as a newline "
+    "in --reason) is refused with exit 2 and changes nothing."
+)
+"""The operator commands' shared `--help` epilog."""
+
+
+@click.command("block", epilog=RULES)
 @db_option
 @click.argument("subject")
 @click.option("--service", default=None, help="Block one pair only (default: every service).")
@@ -42,7 +51,7 @@ def block_command(db: str, subject: str, service: str | None, reason: str) -> No
     _done(operations.block(db, _one_subject(subject), _one_service(service), reason))
 
 
-@click.command("unblock")
+@click.command("unblock", epilog=RULES)
 @db_option
 @click.argument("subject")
 @click.option("--service", default=None, help="Unblock one pair only.")
@@ -53,7 +62,7 @@ def unblock_command(db: str, subject: str, service: str | None, reason: str) -> 
     _done(operations.unblock(db, _one_subject(subject), _one_service(service), reason))
 
 
-@click.command("pause")
+@click.command("pause", epilog=RULES)
 @db_option
 @click.argument("subject")
 @click.option("--reason", default="", help="Why (kept in the ledger and shown by status).")
@@ -63,7 +72,7 @@ def pause_command(db: str, subject: str, reason: str) -> None:
     _done(operations.pause(db, _one_subject(subject), reason))
 
 
-@click.command("unpause")
+@click.command("unpause", epilog=RULES)
 @db_option
 @click.argument("subject")
 @click.option("--reason", default="", help="Why (kept in the ledger).")
@@ -73,7 +82,7 @@ def unpause_command(db: str, subject: str, reason: str) -> None:
     _done(operations.unpause(db, _one_subject(subject), reason))
 
 
-@click.command("reset-cursor")
+@click.command("reset-cursor", epilog=RULES)
 @db_option
 @click.option("--service", required=True, help="The pair's service.")
 @click.option("--subject", required=True, help="The pair's subject.")

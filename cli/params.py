@@ -20,7 +20,10 @@ EXIT_SIGINT = 130
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
+_EMAIL_PART = r"[^@\s,\x00-\x1f\x7f-\x9f]+"
+EMAIL = re.compile(rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$")
+"""An address as `--subjects` and SUBJECT take it: no blank, comma or control character (an
+escape sequence in a subject would reach the ledger, or a refusal's line, as it was typed)."""
 
 
 class UserError(click.ClickException):

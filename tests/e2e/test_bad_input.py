@@ -59,6 +59,10 @@ def ledger(workdir: Path, cli: SweepCLI) -> Path:
         (["unpause", "user1@example.com"], "user1@example.com is not paused"),
         (["unblock", "user1@example.com"], "user1@example.com is not blocked"),
         (["unpause", "user1"], "Invalid value for SUBJECT: 'user1' is not an email"),
+        (
+            ["pause", "us\x1b[2Ker1@example.com"],
+            "Invalid value for SUBJECT: 'us\\x1b[2Ker1@example.com' is not an email",
+        ),
         (["log", "--run", "run-typo"], "no run run-typo in sweep.db"),
         (["log", "--service", "fax"], "'fax' is not one of"),
         (["log", "--sweep", "sweep-typo"], "no sweep sweep-typo in sweep.db"),

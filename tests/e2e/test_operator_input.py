@@ -1,9 +1,13 @@
-"""Operator commands and the text an operator gives them: what `status` shows of it stays one
-line per flag, whatever the ledger holds.
+"""Operator commands on input a demanding operator expects refused.
+
+A subject outside the ledger's roster, a blank reason where one is required and a reason with a
+control character are refused: one line on stderr, exit 2, the ledger's bytes unchanged. What
+`status` shows of an operator's text stays one line per flag, whatever the ledger holds.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +24,10 @@ FORGED = "left\nBLOCKED forged@example.com gmail: never blocked"
 """A reason that, printed as it is, adds a BLOCKED line of its own to `sweep status`."""
 
 
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 @pytest.fixture
 def ledger(workdir: Path, cli: SweepCLI) -> Path:
     """A COMPLETE sweep of user1 and user2 (gmail only), so each pair has a cursor."""
@@ -28,11 +36,95 @@ def ledger(workdir: Path, cli: SweepCLI) -> Path:
     return workdir / "sweep.db"
 
 
+def _refused(cli: SweepCLI, ledger: Path, args: list[str], line: str) -> None:
+    """`args` exits 2 with exactly `line` on stderr, nothing on stdout, the ledger unchanged."""
+    before = _digest(ledger)
+    result = cli.run(*args, cwd=ledger.parent)
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert result.stderr.splitlines() == [line]
+    assert _digest(ledger) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["block", "nobody@example.com", "--reason", "left"],
+        ["block", "nobody@example.com", "--service", "gmail", "--reason", "left"],
+        ["unblock", "nobody@example.com"],
+        ["pause", "nobody@example.com", "--reason", "legal hold"],
+        ["unpause", "nobody@example.com"],
+        ["reset-cursor", "--service", "gmail", "--subject", "nobody@example.com", "--reason", "x"],
+    ],
+    ids=["block", "block-pair", "unblock", "pause", "unpause", "reset-cursor"],
+)
+def test_a_subject_in_no_roster_is_refused(ledger: Path, cli: SweepCLI, args: list[str]) -> None:
+    """Every operator command refuses a subject the latest sweep's roster does not list (and
+    no block or pause names): a typo would otherwise stay in the ledger and in `status`."""
+    [(sweep_id,)] = cli.query(ledger, "SELECT sweep_id FROM events WHERE kind = 'SWEEP_OPEN'")
+    _refused(
+        cli,
+        ledger,
+        args,
+        f"Error: nobody@example.com is not in the roster of the last sweep {sweep_id} "
+        "(2 subjects), nor blocked or paused",
+    )
+
+
+@pytest.mark.parametrize("reason", ["", "   ", "\t \n"], ids=["empty", "spaces", "blanks"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["block", "user1@example.com"],
+        ["reset-cursor", "--service", "gmail", "--subject", "user1@example.com"],
+    ],
+    ids=["block", "reset-cursor"],
+)
+def test_a_blank_reason_is_refused_where_one_is_required(
+    ledger: Path, cli: SweepCLI, command: list[str], reason: str
+) -> None:
+    """`block` and `reset-cursor` need a reason: an empty or blank one explains nothing."""
+    _refused(
+        cli,
+        ledger,
+        [*command, "--reason", reason],
+        "Error: --reason is empty: say why (the ledger keeps it and status shows it)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "reason", "shown"),
+    [
+        (["block", "user1@example.com"], FORGED, "\\n"),
+        (["block", "user1@example.com", "--service", "gmail"], "a\rb", "\\r"),
+        (["unblock", "user1@example.com"], "\x1b[2Kcleared", "\\x1b"),
+        (["pause", "user1@example.com"], "one\u2028two", "\\u2028"),
+        (["unpause", "user1@example.com"], "bell\x07", "\\x07"),
+        (
+            ["reset-cursor", "--service", "gmail", "--subject", "user1@example.com"],
+            "c1\x9bcsi",
+            "\\x9b",
+        ),
+    ],
+    ids=["block", "block-pair", "unblock", "pause", "unpause", "reset-cursor"],
+)
+def test_a_control_character_in_a_reason_is_refused(
+    ledger: Path, cli: SweepCLI, command: list[str], reason: str, shown: str
+) -> None:
+    """A reason is one line of text: a newline, carriage return, terminal escape or line
+    separator could pass for another line of `status`, so it is refused, named escaped."""
+    _refused(
+        cli,
+        ledger,
+        [*command, "--reason", reason],
+        f"Error: --reason holds a control character ({shown}): give the reason as one line of text",
+    )
+
+
 def test_status_escapes_control_characters_a_ledger_already_holds(
     ledger: Path, cli: SweepCLI
 ) -> None:
-    """Reasons recorded with a newline or a terminal escape are shown escaped: `status` has one
-    BLOCKED line for the one block, and no terminal escape reaches it."""
+    """A reason recorded before the commands refused control characters is shown escaped:
+    `status` has one BLOCKED line for the one block, and no terminal escape reaches it."""
     store, _ = open_for_writing(ledger)
     try:
         with store.transaction() as tx:

@@ -26,16 +26,24 @@ def _one_service(value: str | None) -> str | None:
     return services[0]
 
 
-def _done(event: Event) -> None:
-    target = event.subject if event.service is None else f"{event.service}/{event.subject}"
-    click.echo(f"{event.kind} {target} recorded as seq {event.seq}")
+def _done(outcome: Event | operations.Unchanged) -> None:
+    """The event's seq, or why nothing was recorded (an exit 0 all the same: what the operator
+    asked for holds, so a rerun script goes on)."""
+    if isinstance(outcome, operations.Unchanged):
+        click.echo(f"{outcome.why}; nothing recorded")
+        return
+    target = operations.scope_name(str(outcome.subject), outcome.service)
+    click.echo(f"{outcome.kind} {target} recorded as seq {outcome.seq}")
 
 
 RULES = (
     "The subject must be in the roster of the latest sweep (any letter case) or be blocked or "
-    "paused already; before the first sweep any address is taken. Bad input (an unknown "
-    "subject, an empty --reason where one is required, a control character such as a newline "
-    "in --reason) is refused with exit 2 and changes nothing."
+    "paused already; before the first sweep any address is taken. A command whose effect "
+    "already holds (a scope blocked already, a subject paused already, an unblock or unpause "
+    "of one that is not, a reset of a pair without a cursor) records nothing, says so and "
+    "exits 0. Bad input (an unknown subject, an empty --reason where one is required, a "
+    "control character such as a newline in --reason) is refused with exit 2 and changes "
+    "nothing."
 )
 """The operator commands' shared `--help` epilog."""
 

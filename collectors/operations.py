@@ -5,13 +5,17 @@ the run lock: SQLite serialises the append with a live run's, and that run's pro
 the tables when they see the head moved. A live run still works through the plan it took at
 start; the change shapes every plan after it.
 
-Input the ledger cannot act on as asked (a subject it does not know, a bad reason) is refused
-before anything is appended.
+A command says what should hold. When it already holds (blocking a blocked scope, pausing a
+paused subject, unblocking or unpausing one that is not, resetting a pair without a cursor)
+nothing is appended and the answer says so: a script can be rerun without an error, and the
+ledger never fills with repeats. Input the ledger cannot act on as asked (a subject it does not
+know, an unblock another block would undo, a bad reason) is refused before anything is appended.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sweepledger.ledger.errors import LedgerError
@@ -20,13 +24,6 @@ from sweepledger.ledger.logline import CONTROL, printable
 from sweepledger.projections.attach import open_for_writing
 from sweepledger.projections.fold import State
 from sweepledger.projections.model import SweepInfo, spelled_as
-
-
-class NothingToDo(LedgerError):
-    """The operator asked for a change that would change nothing (most likely a typo in the
-    subject or service), so nothing is appended."""
-
-    exit_code = 2
 
 
 class UnknownSubject(LedgerError):
@@ -44,26 +41,40 @@ class UnknownSubject(LedgerError):
         )
 
 
+class StillBlocked(LedgerError):
+    """An unblock whose scope another block of the subject would keep blocked (a pair of a
+    subject blocked for every service, or every service of a subject blocked pair by pair)."""
+
+    exit_code = 2
+
+
 class BadReason(LedgerError):
     """A reason that is empty where the command needs one, or holds a control character."""
 
     exit_code = 2
 
 
-Precondition = Callable[[State, str], "str | None"]
-"""What would make the event change nothing for the subject as the ledger spells it, said as
-the refusal (None: go ahead)."""
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    """What the operator asked for already holds, so nothing was appended; `why` says so."""
+
+    why: str
 
 
-def _append(db: str | Path, event: NewEvent, precondition: Precondition | None = None) -> Event:
+Check = Callable[[State, str], "Unchanged | None"]
+"""Whether the event would change nothing for the subject as the ledger spells it (Unchanged,
+saying why; input it cannot act on raises); None: append it."""
+
+
+def _append(db: str | Path, event: NewEvent, check: Check) -> Event | Unchanged:
     store, projector = open_for_writing(db)
     try:
         with store.transaction() as tx:
             state = projector.state
             subject = known_spelling(state, str(event.subject))
-            refusal = precondition(state, subject) if precondition is not None else None
-            if refusal is not None:
-                raise NothingToDo(refusal)
+            unchanged = check(state, subject)
+            if unchanged is not None:
+                return unchanged
             data = event.data
             if "subject" in data:
                 data = {**data, "subject": subject}
@@ -111,40 +122,60 @@ def checked_reason(reason: str, *, required: bool) -> str:
     return text
 
 
-def block(db: str | Path, subject: str, service: str | None, reason: str) -> Event:
-    """Leave a subject (or one pair) out of every sweep until unblocked."""
-    why = checked_reason(reason, required=True)
-    return _append(
-        db,
-        NewEvent(
-            EventKind.BLOCK,
-            service=service,
-            subject=subject,
-            data={"subject": subject, "service": service, "reason": why},
-        ),
+def scope_name(subject: str, service: str | None) -> str:
+    """`subject` for every service, `service/subject` for one pair."""
+    return subject if service is None else f"{service}/{subject}"
+
+
+def _flag(kind: EventKind, subject: str, service: str | None, reason: str) -> NewEvent:
+    return NewEvent(
+        kind,
+        service=service,
+        subject=subject,
+        data={"subject": subject, "service": service, "reason": reason},
     )
 
 
-def unblock(db: str | Path, subject: str, service: str | None, reason: str = "") -> Event:
-    """Undo exactly one BLOCK: the same subject and the same scope (one pair or every service)."""
+def _said(text: str, reason: str) -> str:
+    """`text` with the recorded reason, as one printable line."""
+    return f"{text} ({printable(reason)})" if reason else text
+
+
+def block(db: str | Path, subject: str, service: str | None, reason: str) -> Event | Unchanged:
+    """Leave a subject (or one pair) out of every sweep until unblocked (Unchanged if that
+    scope is blocked already; its reason stays the one recorded)."""
+    why = checked_reason(reason, required=True)
+
+    def check(state: State, spelled: str) -> Unchanged | None:
+        recorded = state.blocked.get((spelled, service))
+        if recorded is None:
+            return None
+        return Unchanged(_said(f"{scope_name(spelled, service)} is already blocked", recorded))
+
+    return _append(db, _flag(EventKind.BLOCK, subject, service, why), check)
+
+
+def unblock(
+    db: str | Path, subject: str, service: str | None, reason: str = ""
+) -> Event | Unchanged:
+    """Undo exactly one BLOCK: the same subject and the same scope (one pair or every service).
+
+    Unchanged if nothing blocks that scope; refused (`StillBlocked`) if another block of the
+    subject would keep it blocked, naming the blocks there are.
+    """
     why = checked_reason(reason, required=False)
 
-    def blocked(state: State, spelled: str) -> str | None:
+    def check(state: State, spelled: str) -> Unchanged | None:
         if (spelled, service) in state.blocked:
             return None
-        scope = spelled if service is None else f"{service}/{spelled}"
-        return f"{scope} is not blocked" + _blocks_of(state, spelled)
+        others = {svc for subj, svc in state.blocked if subj == spelled}
+        kept = None in others if service is not None else bool(others)
+        text = f"{scope_name(spelled, service)} is not blocked" + _blocks_of(state, spelled)
+        if kept:
+            raise StillBlocked(text)
+        return Unchanged(text)
 
-    return _append(
-        db,
-        NewEvent(
-            EventKind.UNBLOCK,
-            service=service,
-            subject=subject,
-            data={"subject": subject, "service": service, "reason": why},
-        ),
-        blocked,
-    )
+    return _append(db, _flag(EventKind.UNBLOCK, subject, service, why), check)
 
 
 def _blocks_of(state: State, subject: str) -> str:
@@ -157,26 +188,39 @@ def _blocks_of(state: State, subject: str) -> str:
     return f" (it is blocked for: {', '.join(scopes)})" if scopes else ""
 
 
-def pause(db: str | Path, subject: str, reason: str) -> Event:
-    """Skip a subject's pairs (listed as PAUSED) until unpaused."""
+def pause(db: str | Path, subject: str, reason: str = "") -> Event | Unchanged:
+    """Skip a subject's pairs (listed as PAUSED) until unpaused (Unchanged if it is paused)."""
     why = checked_reason(reason, required=False)
+
+    def check(state: State, spelled: str) -> Unchanged | None:
+        if not state.is_paused(spelled):
+            return None
+        return Unchanged(_said(f"{spelled} is already paused", state.paused[spelled]))
+
     return _append(
-        db, NewEvent(EventKind.PAUSE, subject=subject, data={"subject": subject, "reason": why})
+        db,
+        NewEvent(EventKind.PAUSE, subject=subject, data={"subject": subject, "reason": why}),
+        check,
     )
 
 
-def unpause(db: str | Path, subject: str, reason: str = "") -> Event:
-    """Sweep a paused subject again."""
+def unpause(db: str | Path, subject: str, reason: str = "") -> Event | Unchanged:
+    """Sweep a paused subject again (Unchanged if it is not paused)."""
     why = checked_reason(reason, required=False)
     return _append(
         db,
         NewEvent(EventKind.UNPAUSE, subject=subject, data={"subject": subject, "reason": why}),
-        lambda state, spelled: None if state.is_paused(spelled) else f"{spelled} is not paused",
+        lambda state, spelled: (
+            None if state.is_paused(spelled) else Unchanged(f"{spelled} is not paused")
+        ),
     )
 
 
-def reset_cursor(db: str | Path, service: str, subject: str, reason: str) -> Event:
-    """Forget a pair's cursors: its next attempt is a full resync (the only legal way back)."""
+def reset_cursor(db: str | Path, service: str, subject: str, reason: str) -> Event | Unchanged:
+    """Forget a pair's cursors: its next attempt is a full resync (the only legal way back).
+
+    Unchanged if the pair has no cursor: an attempt without one is a full sync already.
+    """
     why = checked_reason(reason, required=True)
     return _append(
         db,
@@ -189,6 +233,6 @@ def reset_cursor(db: str | Path, service: str, subject: str, reason: str) -> Eve
         lambda state, spelled: (
             None
             if state.pair_cursors(service, spelled)
-            else f"{service}/{spelled} has no cursor to reset"
+            else Unchanged(f"{service}/{spelled} has no cursor to reset")
         ),
     )

@@ -1,8 +1,10 @@
-"""Operator commands on input a demanding operator expects refused.
+"""Operator commands on input a demanding operator expects refused, and on repeats.
 
 A subject outside the ledger's roster, a blank reason where one is required and a reason with a
-control character are refused: one line on stderr, exit 2, the ledger's bytes unchanged. What
-`status` shows of an operator's text stays one line per flag, whatever the ledger holds.
+control character are refused: one line on stderr, exit 2, the ledger's bytes unchanged. A
+command whose effect already holds records nothing, says so and exits 0, so a rerun script goes
+on and the ledger holds no repeats. What `status` shows of an operator's text stays one line per
+flag, whatever the ledger holds.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from sweepledger.ledger.events import EventKind, NewEvent
+from sweepledger.ledger.store import SqliteStore
 from sweepledger.projections.attach import open_for_writing
 
 if TYPE_CHECKING:
@@ -45,6 +48,10 @@ def _refused(cli: SweepCLI, ledger: Path, args: list[str], line: str) -> None:
     assert _digest(ledger) == before
 
 
+def _kinds(cli: SweepCLI, ledger: Path) -> list[str]:
+    return [str(kind) for (kind,) in cli.query(ledger, "SELECT kind FROM events ORDER BY seq")]
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -67,6 +74,104 @@ def test_a_subject_in_no_roster_is_refused(ledger: Path, cli: SweepCLI, args: li
         args,
         f"Error: nobody@example.com is not in the roster of the last sweep {sweep_id} "
         "(2 subjects), nor blocked or paused",
+    )
+
+
+def test_before_the_first_sweep_any_address_is_taken_once(db_path: Path, cli: SweepCLI) -> None:
+    """A ledger without a sweep has no roster to hold a subject to: a block or pause of any
+    address is recorded (it may well come before the first sweep), and a repeat of either
+    records nothing."""
+    SqliteStore.open(db_path, create=True).close()
+    for args, recorded in (
+        (["block", "Early@Example.com", "--reason", "left"], "BLOCK Early@Example.com"),
+        (["pause", "early@example.com"], "PAUSE Early@Example.com"),
+    ):
+        first = cli.run(*args, "--db", str(db_path), cwd=db_path.parent)
+        assert first.returncode == 0 and first.stdout.startswith(f"{recorded} recorded as seq")
+        again = cli.run(*args, "--db", str(db_path), cwd=db_path.parent)
+        assert again.returncode == 0, again.stderr
+        assert "; nothing recorded" in again.stdout
+    assert _kinds(cli, db_path) == ["BLOCK", "PAUSE"]
+
+
+UNDONE = {
+    "unblock": ["block", "user1@example.com", "--reason", "left"],
+    "unpause": ["pause", "user1@example.com"],
+}
+"""The flag an undoing command's first run lifts."""
+
+
+@pytest.mark.parametrize(
+    ("args", "answer"),
+    [
+        (
+            ["block", "USER1@example.com", "--reason", "left"],
+            "user1@example.com is already blocked (left); nothing recorded",
+        ),
+        (
+            ["block", "user1@example.com", "--service", "gmail", "--reason", "moved"],
+            "gmail/user1@example.com is already blocked (moved); nothing recorded",
+        ),
+        (
+            ["pause", "user1@example.com", "--reason", "legal hold"],
+            "user1@example.com is already paused (legal hold); nothing recorded",
+        ),
+        (["unblock", "user1@example.com"], "user1@example.com is not blocked; nothing recorded"),
+        (["unpause", "user1@example.com"], "user1@example.com is not paused; nothing recorded"),
+        (
+            [
+                "reset-cursor",
+                "--service",
+                "gmail",
+                "--subject",
+                "user1@example.com",
+                "--reason",
+                "x",
+            ],
+            "gmail/user1@example.com has no cursor to reset; nothing recorded",
+        ),
+    ],
+    ids=["block", "block-pair", "pause", "unblock", "unpause", "reset-cursor"],
+)
+def test_a_command_run_twice_records_once(
+    ledger: Path, cli: SweepCLI, args: list[str], answer: str
+) -> None:
+    """The second run of a command finds its effect in place: it exits 0, says so on stdout and
+    appends nothing, so the ledger holds one event however often a script is rerun."""
+    if args[0] in UNDONE:
+        assert cli.run(*UNDONE[args[0]], cwd=ledger.parent).returncode == 0
+    first = cli.run(*args, cwd=ledger.parent)
+    assert first.returncode == 0 and "recorded as seq" in first.stdout, first.stderr
+    before, kinds = _digest(ledger), _kinds(cli, ledger)
+    again = cli.run(*args, cwd=ledger.parent)
+    assert (again.returncode, again.stdout, again.stderr) == (0, answer + "\n", "")
+    assert _digest(ledger) == before and _kinds(cli, ledger) == kinds
+
+
+def test_an_unblock_no_block_covers_is_a_no_op_naming_the_blocks_there_are(
+    ledger: Path, cli: SweepCLI
+) -> None:
+    """An unblock of a pair that is not blocked, of a subject blocked for another service only,
+    changes nothing the sweeps see: it records nothing and says which block the subject has;
+    unblocking every service of a subject blocked pair by pair is refused (its pair stays
+    blocked), as `--service gmail` of a subject blocked for every service is."""
+    blocked = cli.run(
+        "block", "user1@example.com", "--service", "calendar", "--reason", "x", cwd=ledger.parent
+    )
+    assert blocked.returncode == 0, blocked.stderr
+    before = _digest(ledger)
+    other = cli.run("unblock", "user1@example.com", "--service", "gmail", cwd=ledger.parent)
+    assert (other.returncode, other.stdout) == (
+        0,
+        "gmail/user1@example.com is not blocked (it is blocked for: --service calendar); "
+        "nothing recorded\n",
+    )
+    assert _digest(ledger) == before
+    _refused(
+        cli,
+        ledger,
+        ["unblock", "user1@example.com"],
+        "Error: user1@example.com is not blocked (it is blocked for: --service calendar)",
     )
 
 

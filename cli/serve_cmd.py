@@ -9,15 +9,15 @@ import click
 
 from .params import UserError, db_option, translate_errors
 
-EXIT_SIGTERM = 143
-"""128 + SIGTERM, as `sweep run` exits on it."""
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+"""128 + the signal, as `sweep run` exits on them."""
 
 
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """The server re-raises the signal it shut down for once it is done; exit then with the
-    code `sweep run` gives SIGTERM rather than die by the signal (Ctrl-C's KeyboardInterrupt
-    becomes 130 in `translate_errors`)."""
-    raise SystemExit(EXIT_SIGTERM)
+def _exit_with_code(signum: int, frame: FrameType | None) -> None:
+    """The server re-raises the signal it shut down for once it is done: exit then with the
+    code `sweep run` gives it, rather than die by it, or (SIGINT ignored by the parent, as
+    for a background job of a script) carry on to exit 0 as if nothing had asked it to stop."""
+    raise SystemExit(EXIT_CODES[signal.Signals(signum)])
 
 
 @click.command("serve")
@@ -48,5 +48,6 @@ def serve_command(db: str, host: str, port: int) -> None:
         raise UserError(
             f"sweep serve needs the web extra: pip install 'sweepledger[web]' ({error})", 2
         ) from None
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    for signum in EXIT_CODES:
+        signal.signal(signum, _exit_with_code)
     serve(db, host=host, port=port, say=click.echo)

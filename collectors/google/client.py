@@ -254,7 +254,7 @@ class ApiClient:
             if isinstance(failure, RateLimited):
                 tally.count(requests=1 if envelope else 0, rate_limited=1)
                 if not envelope:
-                    scope = scope_of(parse_error_body(response.content).reasons)
+                    scope = scope_of(parse_error_body(response.content))
                     self.limiter.penalise(subject, scope, ticket, failure.retry_after)
                     wait = failure.retry_after or 0.0
                     if self.limiter.paces and refusals < PACED_RETRIES and wait <= MAX_PAUSE:

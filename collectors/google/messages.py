@@ -181,7 +181,7 @@ class MessageFetcher:
                 continue
             if isinstance(refusal, RateLimited):
                 limited += 1
-                scope = scope_of(parse_error_body(part.body).reasons)
+                scope = scope_of(parse_error_body(part.body))
                 refusals[scope] = max(refusals.get(scope, 0.0), refusal.retry_after or 0.0)
             else:
                 found.troubled = True

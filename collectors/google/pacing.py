@@ -4,7 +4,8 @@ Google meters each call in quota units against two limits at once: one per user,
 project. Ignoring them spends a sweep in 429 storms and backoff; being timid leaves quota unused.
 So every API call first takes its units from a token bucket of its subject and from the project's
 bucket (`QuotaLimiter.acquire`), and what the service answers feeds back: a refusal names the
-limit it hit (`userRateLimitExceeded`: the user's, `rateLimitExceeded`: the project's) and when
+limit it hit (`userRateLimitExceeded` or "too many requests for user": the user's, otherwise
+`rateLimitExceeded`: the project's) and when
 to come back, and cuts that limit's rate (`penalise`); admitted calls let the rate probe upward
 while callers queue (`succeeded`).
 
@@ -32,6 +33,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, Protocol
 
 from sweepledger.collectors.google.buckets import AdaptiveRate, TokenBucket
+from sweepledger.collectors.google.responses import ErrorBody
 
 DEFAULT_USER_RATE = 15_000 / 60
 DEFAULT_PROJECT_RATE = 1_200_000 / 60
@@ -225,10 +227,12 @@ class AdaptiveLimiter:
             }
 
 
-def scope_of(reasons: tuple[str, ...]) -> Scope:
-    """The limit a refusal's reasons name: `rateLimitExceeded` is the project's; the user's
-    (`userRateLimitExceeded`, or a bare 429, Gmail's "too many concurrent requests for user")
-    otherwise, the narrower guess."""
-    if "rateLimitExceeded" in reasons and "userRateLimitExceeded" not in reasons:
-        return Scope.PROJECT
+def scope_of(body: ErrorBody) -> Scope:
+    """The limit a refusal names: `rateLimitExceeded` is the project's, unless its message says
+    it is about one user (Gmail's 429 "Too many concurrent requests for user" carries that
+    reason too: read as the project's, one mailbox's refusals would cut the rate every mailbox
+    shares); the user's (`userRateLimitExceeded`, or a bare 429) otherwise, the narrower
+    guess."""
+    if "rateLimitExceeded" in body.reasons and "userRateLimitExceeded" not in body.reasons:
+        return Scope.USER if "for user" in body.message.casefold() else Scope.PROJECT
     return Scope.USER

@@ -17,6 +17,7 @@ from sweepledger.collectors.google.pacing import (
     Scope,
     scope_of,
 )
+from sweepledger.collectors.google.responses import ErrorBody
 
 
 @dataclass
@@ -98,9 +99,14 @@ def test_the_plain_policy_never_waits() -> None:
 
 
 def test_refusal_reasons_name_their_limit() -> None:
-    assert scope_of(("rateLimitExceeded",)) is Scope.PROJECT
-    assert scope_of(("userRateLimitExceeded",)) is Scope.USER
-    assert scope_of(()) is Scope.USER
+    """`rateLimitExceeded` is the project's limit unless the message says it is one user's
+    (Gmail's 429 for too many concurrent requests carries that reason too)."""
+    project = "Quota exceeded for quota metric 'Queries' for consumer 'project_number:1'"
+    assert scope_of(ErrorBody(project, ("rateLimitExceeded",), "")) is Scope.PROJECT
+    concurrent = "Too many concurrent requests for user. Retry after 2026-01-01T00:00:00Z"
+    assert scope_of(ErrorBody(concurrent, ("rateLimitExceeded",), "")) is Scope.USER
+    assert scope_of(ErrorBody("", ("userRateLimitExceeded",), "")) is Scope.USER
+    assert scope_of(ErrorBody("", (), "")) is Scope.USER
 
 
 @dataclass

@@ -13,8 +13,8 @@ new), and while callers queue on the bucket and calls succeed it probes upward, 
 near the rate the last cut was made from, a few percent a second beyond it. A Google quota
 window forgives the sawtooth: units left unused while the rate is below the quota are banked in
 the window (up to its size) and spent in the next climb. The rules that keep it from starving
-a sweep (evidence before a cut, the admitted rate as a bound, random refusals learned as noise)
-are on the class.
+a sweep (evidence before a cut, the admitted rate as a bound, random refusals learned as noise,
+growth that goes on at a rate so low that each call waits seconds) are on the class.
 """
 
 from __future__ import annotations
@@ -72,8 +72,11 @@ class AdaptiveRate:
     once an episode has lasted `measure` seconds, never far below what the service admitted
     meanwhile: a window that keeps refusing admits its quota, no more, no less.
 
-    Refusals come in episodes (an episode ends after `quiet` seconds without one). A quota
-    answers cuts: the refusals stop, and meanwhile the service keeps admitting about the quota,
+    Refusals come in episodes (an episode ends after `quiet` seconds and `calm` admitted answers
+    without one: at a low rate two seconds hold a handful of calls, and random refusals a few
+    seconds apart would each start an episode of their own, none long enough to be recognised
+    as noise, each from the rate the last one cut, so the cuts would go on). A quota answers
+    cuts: the refusals stop, and meanwhile the service keeps admitting about the quota,
     whatever is sent. Refusals that go on for `patience` seconds through several cuts while the
     admitted rate falls to half what the episode's first second admitted do not answer to the
     rate (a service refusing a share of
@@ -98,7 +101,8 @@ class AdaptiveRate:
     hold: float = 1.0
     """Seconds after a cut before probing resumes."""
     memory: float = 1.0
-    """A bucket counts as saturated this long after a caller last had to queue on it."""
+    """A bucket counts as saturated this long after the wait of the last caller that had to
+    queue on it ended."""
     window: float = 2.0
     """Seconds of outcomes the recent share of refusals and admitted rate are measured over."""
     evidence: int = 2
@@ -108,6 +112,9 @@ class AdaptiveRate:
     measured: float = 0.85
     """...from below, at this share of it."""
     quiet: float = 2.0
+    calm: int = 50
+    """Admitted answers in a row that end an episode, with `quiet`: refusals drawn at random
+    rarely leave 50 in a row (one call in five refused: once in 70 000 tries)."""
     patience: float = 3.0
     halflife: float = 60.0
     """`noise` halves every this many seconds, so a real quota is still found later."""
@@ -118,25 +125,39 @@ class AdaptiveRate:
     saturated_at: float = NEVER
     probed_at: float = NEVER
     last_refusal: float = NEVER
+    admitted_in_a_row: int = 0
     cuts: int = 0
     first_outcome: float = NEVER
     episode: Episode | None = None
     outcomes: deque[tuple[float, int]] = field(default_factory=deque)
     """(time, units admitted), or (time, -1) for a refusal, over the last `window` seconds."""
 
-    def saturated(self, now: float) -> None:
-        """A caller had to wait for this rate: demand is at least the rate."""
-        self.saturated_at = now
+    def saturated(self, until: float) -> None:
+        """A caller waits for this rate until `until`: demand is at least the rate. What
+        counts is when the wait ends: a call that waited longer than `memory` (any call at a
+        low rate) still met a saturated rate, or a rate cut low could never grow again."""
+        self.saturated_at = max(self.saturated_at, until)
 
     def succeeded(self, now: float, units: int) -> None:
-        """`units` paced by this rate were admitted: probe upward if demand is pressing."""
+        """A call of `units` paced by this rate was admitted: probe upward if demand is
+        pressing, for the time since the last admitted call (at a low rate, calls are seconds
+        apart and each one must credit all of it, or the rate climbs slower than it was cut)."""
         self._record(now, units)
+        self.admitted_in_a_row += 1
         since = 0.0 if self.probed_at == NEVER else now - self.probed_at
         self.probed_at = now
         if now - self.last_cut < self.hold or now - self.saturated_at > self.memory:
             return
-        growth = self.rebound if self.rate < 0.9 * self.cut_from else self.probe
-        self.rate *= math.exp(growth * min(since, self.memory))
+        self._grow(min(since, now - self.last_cut - self.hold))
+
+    def _grow(self, seconds: float) -> None:
+        """`seconds` of growth: `rebound` up to 90 % of the rate last cut from, `probe` past it
+        (a rebound never overshoots that mark, however long since the last admitted call)."""
+        mark = 0.9 * self.cut_from
+        if self.rate < mark:
+            self.rate = min(mark, self.rate * math.exp(self.rebound * seconds))
+        else:
+            self.rate *= math.exp(self.probe * seconds)
         if self.ceiling is not None:
             self.rate = min(self.rate, self.ceiling)
 
@@ -145,10 +166,12 @@ class AdaptiveRate:
         the rate and `recent`, the rate actually sent lately, when known) unless the request
         was paced before the last cut (old news: it was scheduled at the old rate), the evidence
         is thin, or the refusals are noise; True if it cut."""
-        if now - self.last_refusal > self.quiet or self.episode is None:
+        calm = now - self.last_refusal > self.quiet and self.admitted_in_a_row >= self.calm
+        if calm or self.episode is None:
             self.episode = Episode(now, self.rate)
         self._record(now, -1)
         self.last_refusal = now
+        self.admitted_in_a_row = 0
         share, episode = self.share(now), self.episode
         if episode.early is None and now - episode.start >= 1.0:
             episode.early = self.admitted(now, since=episode.start)

@@ -152,9 +152,9 @@ class AdaptiveLimiter:
             user_at = bucket.reserve(units, now, self.user.rate)
             project_at = self._project.reserve(units, now, self.project.rate)
             if user_at > now:
-                self.user.saturated(now)
+                self.user.saturated(user_at)
             if project_at > now:
-                self.project.saturated(now)
+                self.project.saturated(project_at)
             self._sent.append((now, units))
             while self._sent[0][0] < now - RECENT:
                 self._sent.popleft()

@@ -20,6 +20,7 @@ class GoogleCLI:
         self.command = command
         self.run = command.run
         self.query = command.query
+        self.run_json = command.run_json
         self.env = command.env
         self.snapshot = command.snapshot
         self.ITEM_TABLES = command.ITEM_TABLES

@@ -109,6 +109,26 @@ def test_refusal_reasons_name_their_limit() -> None:
     assert scope_of(ErrorBody("", (), "")) is Scope.USER
 
 
+def test_a_rate_refused_down_to_its_floor_climbs_back_once_calls_are_admitted() -> None:
+    """Refused call after call, a mailbox's rate falls to a few units a second, where each
+    5-unit get waits seconds for its turn. Once the service admits again, every such wait is
+    demand and all of it counts as time to grow: the rate is back to 90 % of Google's default
+    within 100 s and 1 000 calls (it used to stay where the refusals left it)."""
+    clock = FakeClock()
+    limiter = _limiter(clock)
+    for _ in range(40):
+        ticket = limiter.acquire("a@x.com", 5)
+        limiter.penalise("a@x.com", Scope.USER, ticket, 0.05)
+    assert limiter.user.rate < 5.0
+    start, calls = clock.now, 0
+    while limiter.user.rate < 0.9 * DEFAULT_USER_RATE and calls < 1000:
+        ticket = limiter.acquire("a@x.com", 5)
+        limiter.succeeded("a@x.com", 5, ticket)
+        calls += 1
+    assert limiter.user.rate >= 0.9 * DEFAULT_USER_RATE
+    assert clock.now - start < 100.0
+
+
 @dataclass
 class Service:
     """The emulator's two windows, answered without a network (no latency, no jitter)."""

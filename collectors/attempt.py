@@ -28,9 +28,10 @@ from .errors import (
     InvalidPageToken,
     ItemFailed,
     NoProgress,
+    Stopped,
 )
 from .protocol import CURSOR_KEYS, FetchRequest, Page, Source
-from .retry import RetryPolicy, RetryTally, Stopped, call_with_retries
+from .retry import RetryPolicy, RetryTally, call_with_retries
 from .sink import forget_unlisted, write_items
 from .writer import Pending, Writer
 

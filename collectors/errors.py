@@ -95,6 +95,16 @@ class Internal(CollectorError):
     error_class = "Internal"
 
 
+class Stopped(Exception):
+    """A stop was requested (a signal) while a wait was under way: a retry's backoff, or a
+    source's own pacing. Not a CollectorError: nothing failed, the attempt is interrupted.
+    `cost`, when a source sets it, is what the interrupted fetch spent, as a CollectorError's."""
+
+    def __init__(self, message: str = "stopped while waiting") -> None:
+        super().__init__(message)
+        self.cost: Cost | None = None
+
+
 class SourceConfigError(ValueError):
     """A source URL or one of its parameters is invalid; the CLI shows it as one line."""
 

@@ -10,9 +10,10 @@ Sources import nothing from the ledger or the projections.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 SERVICES: tuple[str, ...] = ("gmail", "calendar", "chat", "drive")
 """Canonical service order: plans, tables and reports always follow it."""
@@ -98,6 +99,18 @@ class Source(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class Interruptible(Protocol):
+    """A source that waits of its own accord (quota pacing, retries inside one fetch). The
+    runner hands it its stop event before the first call: once the event is set, every such
+    wait ends at once with `errors.Stopped` (carrying the fetch's cost), so a signal stops the
+    run in well under a second instead of after the longest wait in flight."""
+
+    def stop_on(self, stop: threading.Event) -> None:
+        """End every wait, present and future, as soon as `stop` is set."""
         ...
 
 

@@ -4,7 +4,8 @@ Every retry and every rate-limit refusal is counted, and the counts go into the 
 ledger says how hard each page was to get. What each failed call spent is counted too (its
 `CollectorError.cost` when the source knows it, else one request), because a failed page can
 already have made several calls that the service metered. Waits are interruptible: a stop
-request ends them.
+request ends them (`wait_or_stop`, which a source's own waits use too), and a fetch a stop
+interrupted counts what it spent as well.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from .errors import CollectorError, RateLimited
+from .errors import CollectorError, Cost, RateLimited, Stopped
 
 T = TypeVar("T")
 
@@ -43,14 +44,17 @@ class RetryTally:
 
     def add_failure(self, error: CollectorError) -> None:
         """Count what one failed fetch spent."""
-        cost = error.cost
-        if cost is None:
+        if error.cost is None:
             self.requests += 1
             self.rate_limited += isinstance(error, RateLimited)
         else:
-            self.requests += cost.requests
-            self.rate_limited += cost.rate_limited
-            self.quota_units += cost.quota_units
+            self.add_cost(error.cost)
+
+    def add_cost(self, cost: Cost) -> None:
+        """Count what a fetch that did not deliver its page spent."""
+        self.requests += cost.requests
+        self.rate_limited += cost.rate_limited
+        self.quota_units += cost.quota_units
 
     def absorb(self, other: RetryTally) -> None:
         """Take over another tally's counts (a restarted pass keeps what its failures cost)."""
@@ -59,10 +63,6 @@ class RetryTally:
         self.requests += other.requests
         self.quota_units += other.quota_units
         self.waits += other.waits
-
-
-class Stopped(Exception):
-    """A stop was requested while waiting to retry."""
 
 
 def call_with_retries(
@@ -78,6 +78,10 @@ def call_with_retries(
     while True:
         try:
             return call()
+        except Stopped as stopped:
+            if stopped.cost is not None:
+                tally.add_cost(stopped.cost)
+            raise
         except CollectorError as error:
             tally.add_failure(error)
             if not error.retryable or attempt >= policy.max_retries:
@@ -86,8 +90,14 @@ def call_with_retries(
             attempt += 1
             tally.retries += 1
             tally.waits.append(delay)
-            if stop.wait(delay):
-                raise Stopped from error
+            wait_or_stop(stop, delay)
+
+
+def wait_or_stop(stop: threading.Event, seconds: float) -> None:
+    """Wait `seconds`, or raise Stopped as soon as `stop` is set: a signal must not wait out a
+    backoff or a pacing delay (they can last a minute) before the run hears it."""
+    if stop.wait(max(seconds, 0.0)):
+        raise Stopped
 
 
 def backoff_delay(

@@ -33,9 +33,9 @@ from sweepledger.projections.model import COMPLETE, SweepInfo, subject_key, subj
 from sweepledger.projections.plan import resume_plan
 
 from .attempt import AttemptLimits, AttemptResult, PairAttempt
-from .errors import CollectorError
-from .protocol import Source
-from .retry import RetryPolicy, RetryTally, Stopped, call_with_retries
+from .errors import CollectorError, Stopped
+from .protocol import Interruptible, Source
+from .retry import RetryPolicy, RetryTally, call_with_retries
 from .sink import ensure_item_tables
 from .writer import Writer
 
@@ -174,6 +174,8 @@ class SweepRunner:
         self.options = options
         self.streams = streams
         self.stop = stop or threading.Event()
+        if isinstance(source, Interruptible):
+            source.stop_on(self.stop)
         self.stop_reason: str | None = None
         self.on_commit = on_commit
         self.run_id = new_id("run")

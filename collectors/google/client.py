@@ -8,7 +8,8 @@ A 401 invalidates the cached token and the call is made once more with a fresh o
 is Auth. Every call first takes its quota units from the source's `QuotaLimiter` (see `pacing`);
 a refusal for rate is reported to it and, when it paces, the call is made again once the limiter
 lets it (up to PACED_RETRIES times, so a page is not refetched whole for one refused call; a
-wait longer than `pacing.MAX_PAUSE` goes to the runner, whose waits a stop request cuts short).
+wait longer than `pacing.MAX_PAUSE` goes to the runner). Waits end at once on a stop request:
+the limiter's raise `Stopped`, as the runner's do.
 
 Every call is counted in the caller's `CallTally`, which becomes the PAGE event's `requests`,
 `rate_limited` and `quota_units`: one request per API call (a Gmail batch counts its parts, as

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -54,12 +54,15 @@ class MessageFetcher:
         mode: str = DEFAULT_MODE,
         concurrency: int = 8,
         max_retries: int = 5,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`sleep`: how a retry waits (the source's, which a stop request ends)."""
         if mode not in MODES:
             raise ValueError(f"gmail fetch mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.client = client
         self.mode = mode
         self.max_retries = max_retries
+        self.sleep = sleep
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gmail-get")
         self._rng = random.Random()
 
@@ -98,7 +101,7 @@ class MessageFetcher:
                 if not error.retryable:
                     raise
                 if attempt < self.max_retries:
-                    time.sleep(self._wait(error, attempt))
+                    self.sleep(self._wait(error, attempt))
         return None
 
     def _batched(
@@ -122,7 +125,7 @@ class MessageFetcher:
             if not limiter.paces or troubled:
                 # a pacing limiter already holds the next batch until the service's hint; only
                 # failures that are not about rate still need a backoff of their own
-                time.sleep(max(waits) or self._wait(None, attempt))
+                self.sleep(max(waits) or self._wait(None, attempt))
         return found, pending
 
     def _batch(self, subject: str, ids: list[str], tally: CallTally) -> _Round:

@@ -41,9 +41,10 @@ BURST = 0.5
 """Seconds of its rate a bucket lets out at once: under the one-second window Google's
 per-second rates imply, with room for network jitter."""
 MAX_PAUSE = 5.0
-"""The longest a refusal holds a bucket. A caller asked to wait longer is not retried by the
-client but handed to the runner, whose waits a stop request (SIGTERM, the time budget) cuts
-short: the limiter's sleeps cannot be interrupted, so they stay short."""
+"""The longest a refusal holds a bucket (and every caller queued on it). A caller asked to wait
+longer is not retried by the client but handed to the runner, which backs that pair off alone
+(a retry the ledger counts) while the other pairs go on. Every wait, here or in the runner,
+ends at once on a stop request (`sleep` is the source's `pause`)."""
 DEFAULT_PAUSE = 0.25
 """How long a refusal without a "Retry after" hint holds its bucket."""
 RECENT = 3.0
@@ -127,6 +128,8 @@ class AdaptiveLimiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`sleep` is how a caller waits for its turn: the source's `pause`, which raises
+        `Stopped` once a stop is requested (a fake clock's, in tests)."""
         self.user = AdaptiveRate(user_hint or DEFAULT_USER_RATE, ceiling=user_hint)
         self.project = AdaptiveRate(project_hint or DEFAULT_PROJECT_RATE, ceiling=project_hint)
         self.burst = burst

@@ -14,16 +14,19 @@ seed it) and counted in the fetch's tally: a page reports its calls, refusals an
 fetch that fails hands what it spent to the runner on the error (`CollectorError.cost`). The one
 count kept between calls is for the ledger's counters, not for correctness: the Chat `spaces.list`
 calls of `units()` are added to the pair's next page in this process (its START has no counters).
+
+Every wait of the source (the default limiter's pacing, a message's retry, the roster's) is
+`pause`, which the runner's stop event ends at once (`stop_on`): a stopped fetch raises `Stopped`
+with what it spent, and the runner records the attempt interrupted.
 """
 
 from __future__ import annotations
 
 import random
 import threading
-import time
 from typing import Any, Protocol
 
-from sweepledger.collectors.errors import CollectorError, Internal, SourceConfigError
+from sweepledger.collectors.errors import CollectorError, Internal, SourceConfigError, Stopped
 from sweepledger.collectors.google.calendar import CalendarReader
 from sweepledger.collectors.google.chat import ChatReader
 from sweepledger.collectors.google.client import ApiClient, CallTally, read_key_file
@@ -33,6 +36,7 @@ from sweepledger.collectors.google.gmail import GmailReader
 from sweepledger.collectors.google.messages import DEFAULT_MODE, MessageFetcher
 from sweepledger.collectors.google.pacing import AdaptiveLimiter, QuotaLimiter
 from sweepledger.collectors.protocol import SERVICES, FetchRequest, Page
+from sweepledger.collectors.retry import wait_or_stop
 
 
 class PageReader(Protocol):
@@ -59,11 +63,16 @@ class GoogleSource:
         limiter: QuotaLimiter | None = None,
     ) -> None:
         """`limiter`: how calls are paced (default: an in-process `AdaptiveLimiter` seeded by
-        the URL's quota hints; `pacing.NoPacing()` for none)."""
+        the URL's quota hints, waiting with `pause`; `pacing.NoPacing()` for none). A limiter
+        passed in waits as it was built to."""
         self.config = GoogleConfig.from_url(url)
         key = read_key_file(self.config.credentials)
+        self.stop = threading.Event()
+        """Never set unless a runner hands over its own (`stop_on`)."""
         self.limiter: QuotaLimiter = limiter or AdaptiveLimiter(
-            user_hint=self.config.quota_user, project_hint=self.config.quota_project
+            user_hint=self.config.quota_user,
+            project_hint=self.config.quota_project,
+            sleep=self.pause,
         )
         self.client = ApiClient(
             self.config,
@@ -75,11 +84,21 @@ class GoogleSource:
         )
         self._unbilled: dict[tuple[str, str], CallTally] = {}
         self._unbilled_lock = threading.Lock()
-        self.fetcher = MessageFetcher(self.client, mode=gmail_fetch, concurrency=concurrency)
+        self.fetcher = MessageFetcher(
+            self.client, mode=gmail_fetch, concurrency=concurrency, sleep=self.pause
+        )
         self.gmail = GmailReader(self.client, self.fetcher)
         self.calendar = CalendarReader(self.client)
         self.chat = ChatReader(self.client)
         self.drive = DriveReader(self.client)
+
+    def stop_on(self, stop: threading.Event) -> None:
+        """End every wait of the source as soon as `stop` is set (`protocol.Interruptible`)."""
+        self.stop = stop
+
+    def pause(self, seconds: float) -> None:
+        """Wait `seconds`, or raise Stopped as soon as a stop is requested."""
+        wait_or_stop(self.stop, seconds)
 
     @property
     def url(self) -> str:
@@ -101,7 +120,7 @@ class GoogleSource:
                         f"cannot list the users of customer {self.config.customer} as "
                         f"{self.config.admin}: {error.error_class}: {error}"
                     ) from None
-                time.sleep(error.retry_after or random.uniform(0, 0.1 * 2**attempt))
+                self.pause(error.retry_after or random.uniform(0, 0.1 * 2**attempt))
         raise Internal("unreachable")  # pragma: no cover
 
     def _list_users(self) -> list[str]:
@@ -137,7 +156,7 @@ class GoogleSource:
         tally = CallTally()
         try:
             spaces = self.chat.spaces(subject, tally)
-        except CollectorError as error:
+        except (CollectorError, Stopped) as error:
             error.cost = tally.cost()
             raise
         with self._unbilled_lock:
@@ -164,7 +183,7 @@ class GoogleSource:
         reader = readers[request.service]
         try:
             return reader.page(request, tally)
-        except CollectorError as error:
+        except (CollectorError, Stopped) as error:
             error.cost = tally.cost()
             raise
 

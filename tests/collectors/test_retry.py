@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from sweepledger.collectors.errors import Forbidden, RateLimited, Transient
+from sweepledger.collectors.errors import Cost, Forbidden, RateLimited, Transient
 from sweepledger.collectors.retry import (
     RetryPolicy,
     RetryTally,
@@ -85,3 +85,21 @@ def test_a_stop_request_ends_a_long_wait() -> None:
             limited, RetryPolicy(max_retry_after=60), RetryTally(), stop=stop, rng=random.Random(0)
         )
     assert time.monotonic() - started < 2
+
+
+def test_a_fetch_a_stop_interrupted_counts_what_it_spent_and_is_not_retried() -> None:
+    """A source whose own wait a stop ended raises Stopped with the calls it made: they are
+    counted (the ledger's counters stay exact) and nothing is retried."""
+    calls = []
+
+    def paced() -> str:
+        calls.append(1)
+        stopped = Stopped()
+        stopped.cost = Cost(requests=3, rate_limited=1, quota_units=10)
+        raise stopped
+
+    tally = RetryTally()
+    with pytest.raises(Stopped):
+        call_with_retries(paced, RetryPolicy(), tally, stop=threading.Event(), rng=random.Random(0))
+    assert calls == [1]
+    assert (tally.requests, tally.rate_limited, tally.quota_units, tally.retries) == (3, 1, 10, 0)

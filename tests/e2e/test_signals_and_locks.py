@@ -10,9 +10,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import SweepCLI
+    from conftest import EmulatorFactory, SweepCLI
 
 SLOW = "sim://?subjects=4&latency_ms=40"
+PACED = "sim://?subjects=2&seed=21&quota_user=1"
+"""Google's APIs with a quota of one unit a second per user: a Gmail page (about 130 units)
+takes minutes, nearly all of them spent waiting for the limiter to let a call go."""
 
 
 def _wait_for(cli: SweepCLI, db: Path, sql: str, timeout: float = 30) -> None:
@@ -53,6 +56,44 @@ def test_signal_records_the_interrupted_attempt(
     assert cli.run("check", cwd=workdir).returncode == 0
     again = cli.run("run", "--exhaust", "--source", SLOW, cwd=workdir)
     assert again.returncode == 0
+    assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_ends_a_quota_pacing_wait_at_once(
+    workdir: Path, cli: SweepCLI, emulators: EmulatorFactory, signum: signal.Signals, code: int
+) -> None:
+    """A `google://` run paced to a tiny quota spends its time waiting for its turn. A signal
+    ends the wait itself, not the page after it: the run exits 143/130 within 2 s with the
+    interrupted attempt recorded (it used to wait out the page, over a minute), the ledger
+    checks clean, and once the quota is lifted the same command converges."""
+    emulator = emulators(PACED)
+    db = workdir / "sweep.db"
+    args = ("run", "--exhaust", "--source", emulator.source)
+    proc = cli.start(*args, cwd=workdir)
+    try:
+        _wait_for(cli, db, "SELECT COUNT(*) FROM events WHERE kind = 'SWEEP_OPEN'")
+        deadline = time.monotonic() + 30
+        while emulator.quota()["refused_total"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the limiter has met the quota: from now on it paces to it
+        assert proc.poll() is None
+        sent = time.monotonic()
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == code
+    assert time.monotonic() - sent < 2
+    assert "phase=CURSOR_SKIP" in err and "reason:interrupted" in err
+    assert "Traceback" not in err
+    ends = cli.query(db, "SELECT json_extract(data, '$.status') FROM events WHERE kind='RUN_END'")
+    assert ends == [("interrupted",)]
+    assert cli.run("check", cwd=workdir).returncode == 0
+    emulator.set_quota(quota_user=None)
+    again = cli.run(*args, cwd=workdir)
+    assert again.returncode == 0, again.stderr[-2000:]
     assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
 
 

@@ -3,11 +3,15 @@ the emulator's own quota windows (deterministic, a minute of simulated time in m
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import pytest
 
 from sweepledger.collectors.emulator.quota import Window
+from sweepledger.collectors.errors import Stopped
 from sweepledger.collectors.google.pacing import (
     DEFAULT_PROJECT_RATE,
     DEFAULT_USER_RATE,
@@ -18,6 +22,7 @@ from sweepledger.collectors.google.pacing import (
     scope_of,
 )
 from sweepledger.collectors.google.responses import ErrorBody
+from sweepledger.collectors.retry import wait_or_stop
 
 
 @dataclass
@@ -127,6 +132,19 @@ def test_a_rate_refused_down_to_its_floor_climbs_back_once_calls_are_admitted() 
         calls += 1
     assert limiter.user.rate >= 0.9 * DEFAULT_USER_RATE
     assert clock.now - start < 100.0
+
+
+def test_a_stop_request_ends_a_wait_for_a_turn_at_once() -> None:
+    """With the source's stop-aware sleep, a caller queued for a minute by a low quota raises
+    Stopped as soon as the stop is requested, instead of sleeping its turn out."""
+    stop = threading.Event()
+    limiter = AdaptiveLimiter(user_hint=0.1, sleep=partial(wait_or_stop, stop))
+    limiter.acquire("a@x.com", 5)
+    threading.Timer(0.1, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(Stopped):
+        limiter.acquire("a@x.com", 5)
+    assert time.monotonic() - started < 1.0
 
 
 @dataclass

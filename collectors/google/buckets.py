@@ -115,6 +115,9 @@ class AdaptiveRate:
     calm: int = 50
     """Admitted answers in a row that end an episode, with `quiet`: refusals drawn at random
     rarely leave 50 in a row (one call in five refused: once in 70 000 tries)."""
+    sample: int = 50
+    """The share of refusals is measured over at least this many outcomes: at a low rate
+    `window` seconds hold a handful, and their share swings far above the noise and back."""
     patience: float = 3.0
     halflife: float = 60.0
     """`noise` halves every this many seconds, so a real quota is still found later."""
@@ -130,7 +133,8 @@ class AdaptiveRate:
     first_outcome: float = NEVER
     episode: Episode | None = None
     outcomes: deque[tuple[float, int]] = field(default_factory=deque)
-    """(time, units admitted), or (time, -1) for a refusal, over the last `window` seconds."""
+    """(time, units admitted), or (time, -1) for a refusal, over the last `window` seconds (at
+    least the last `sample`)."""
 
     def saturated(self, until: float) -> None:
         """A caller waits for this rate until `until`: demand is at least the rate. What
@@ -185,7 +189,7 @@ class AdaptiveRate:
             self.rate = max(self.rate, episode.rate)
             self.episode = Episode(now, self.rate)
             return False
-        refusals = sum(units < 0 for _, units in self.outcomes)
+        refusals = sum(units < 0 for at, units in self.outcomes if at >= now - self.window)
         if (
             ticket < self.last_cut
             or refusals < self.evidence
@@ -206,7 +210,8 @@ class AdaptiveRate:
         return True
 
     def share(self, now: float) -> float:
-        """The share of refusals among the outcomes of the last `window` seconds."""
+        """The share of refusals among the outcomes of the last `window` seconds, or of the
+        last `sample` outcomes if that is more."""
         self._forget(now)
         if not self.outcomes:
             return 0.0
@@ -232,7 +237,7 @@ class AdaptiveRate:
         self._forget(now)
 
     def _forget(self, now: float) -> None:
-        while self.outcomes and self.outcomes[0][0] < now - self.window:
+        while len(self.outcomes) > self.sample and self.outcomes[0][0] < now - self.window:
             self.outcomes.popleft()
 
 

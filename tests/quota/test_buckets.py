@@ -80,6 +80,19 @@ def test_the_cut_is_steep_when_refusals_are_a_large_share() -> None:
     assert rate.rate == pytest.approx(500.0)
 
 
+def test_at_a_low_rate_the_share_of_refusals_is_taken_over_the_last_50_answers() -> None:
+    """Two seconds at a low rate hold a handful of answers, and one refusal among them is no
+    fifth of the calls refused: the share counts the last 50 answers when the window holds
+    fewer (random refusals learned as noise are otherwise mistaken for an overrun again)."""
+    rate = _rate(rate=10.0)
+    now = 0.0
+    for _ in range(49):
+        rate.succeeded(now, 5)
+        now += 0.5
+    rate.refused(now, now)
+    assert rate.share(now) == pytest.approx(1 / 50)
+
+
 def test_the_cut_starts_from_what_was_actually_sent() -> None:
     """A rate far above what was sent (Google's default, 20 000/s) is cut from the send rate,
     not from itself: cutting it would change nothing for many rounds."""

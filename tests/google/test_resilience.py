@@ -90,7 +90,7 @@ def test_random_rate_limits_slow_a_sweep_without_starving_it(
     assert done.returncode == 0, done.stderr[-2000:]
     assert elapsed < 90
     status = gcli.run_json("status", cwd=tmp_path)
-    assert status["runs"][0]["rate_limited"] > 0
+    assert status["runs"][0]["counters"]["rate_limit_waits"] > 0
     reference = gcli.sim_sweep(tmp_path / "sim", WORKSPACE)
     assert gcli.snapshot(tmp_path / "sweep.db") == gcli.snapshot(reference)
 

@@ -170,8 +170,9 @@ def run_command(
 
     \b
     Exit codes: 0 sweep COMPLETE; 1 internal error; 2 bad input; 3 run ended with the sweep
-    incomplete (rerun to continue); 4 another run holds the ledger; 75 paused by the time
-    budget; 130/143 interrupted by SIGINT/SIGTERM (the interrupted attempt is recorded).
+    incomplete, or the source could not list its subjects (rerun to continue); 4 another run
+    holds the ledger; 75 paused by the time budget; 130/143 interrupted by SIGINT/SIGTERM (the
+    interrupted attempt is recorded).
     """
     path, source, options = prepare_run(
         db,

@@ -33,6 +33,7 @@ from sweepledger.collectors.protocol import Source
 from sweepledger.collectors.runner import (
     RunOptions,
     SourceUnavailable,
+    StoppedBeforeStart,
     SweepRunner,
     acquire_writer_lock,
 )
@@ -198,8 +199,8 @@ class SweepDaemon:
         runner = self._new_runner(cycle, source, lock)
         try:
             runner.check_flags(sweep)
-        except SourceUnavailable:
-            pass  # not the input's fault: the first cycle lists the roster again
+        except (SourceUnavailable, StoppedBeforeStart):
+            pass  # not the input's fault: the first cycle lists the roster again, or stops
         except BaseException:
             source.close()
             raise
@@ -249,6 +250,8 @@ class SweepDaemon:
             outcome = runner.run()
         except SourceUnavailable as error:  # the source is down now; it may be back next cycle
             return self._failed(cycle, None, error)
+        except StoppedBeforeStart:  # the signal came while the roster was listed: nothing ran
+            return CycleResult(cycle, None, "skipped", EXIT_STOPPED)
         except (LedgerError, SourceConfigError):
             raise  # bad input or a refused scope: every cycle would fail the same way
         except Exception as error:  # recorded (RUN_END failed), logged, retried

@@ -68,7 +68,22 @@ def acquire_writer_lock(db_path: Path, owner: str) -> WriterLock:
 
 
 class SourceUnavailable(LedgerError):
-    """The source failed before any work could start (its roster could not be listed)."""
+    """The source could not list its roster, even after retries: an outage, not bad input, and
+    nothing was recorded. Exit 3, as a sweep left incomplete: rerunning the same command once
+    the source answers carries on."""
+
+    exit_code = 3
+
+
+class StoppedBeforeStart(LedgerError):
+    """A signal arrived while the roster was being listed (a source's retry wait, say): nothing
+    was recorded, and the exit is the signal's, as for a run it stops later."""
+
+    def __init__(self, reason: str | None) -> None:
+        super().__init__(
+            f"stopped by {reason or 'request'} while listing the subjects; nothing recorded"
+        )
+        self.exit_code = 143 if reason == "SIGTERM" else 130
 
 
 class ScopeMismatch(LedgerError):
@@ -402,8 +417,13 @@ class SweepRunner:
                 stop=self.stop,
                 rng=random.Random(0),
             )
-        except (CollectorError, Stopped) as error:
-            raise SourceUnavailable(f"the source could not list its subjects: {error}") from None
+        except Stopped:
+            raise StoppedBeforeStart(self.stop_reason) from None
+        except CollectorError as error:
+            raise SourceUnavailable(
+                f"the source could not list its subjects ({error.error_class}: {error}); "
+                "nothing recorded: rerun the same command once it answers"
+            ) from None
         roster = sorted(set(listed), key=subject_order)
         if self.options.subjects is None:
             self._roster = roster

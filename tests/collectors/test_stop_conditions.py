@@ -5,10 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from sweepledger.collectors.errors import RateLimited
+import pytest
+
+from sweepledger.collectors.errors import RateLimited, Transient
 from sweepledger.collectors.protocol import FetchRequest, Item, Page
-from sweepledger.collectors.retry import RetryPolicy
-from sweepledger.collectors.runner import RunOptions, SweepRunner
+from sweepledger.collectors.retry import RetryPolicy, wait_or_stop
+from sweepledger.collectors.runner import (
+    RunOptions,
+    SourceUnavailable,
+    StoppedBeforeStart,
+    SweepRunner,
+)
 from sweepledger.projections.api import check_ledger, read_status
 
 
@@ -86,3 +93,53 @@ def test_too_many_rate_limits_end_err_rate_limited(tmp_path: Path) -> None:
     assert [p["state"] for p in report.problems] == ["ERR:RateLimited", "ERR:RateLimited"]
     assert source.calls == 6
     assert check_ledger(db).ok
+
+
+class RosterDown(LoopingSource):
+    """Its roster listing fails for a while: an outage of the directory."""
+
+    url = "test://roster-down"
+
+    def roster(self) -> list[str]:
+        self.calls += 1
+        raise Transient("directory answered 503")
+
+
+class StopWhileListing(LoopingSource):
+    """A signal arrives while the roster listing waits (a source's own retry)."""
+
+    url = "test://stop-while-listing"
+    runner: SweepRunner
+
+    def roster(self) -> list[str]:
+        self.runner.request_stop("SIGTERM")
+        wait_or_stop(self.runner.stop, 60.0)
+        return ["a@example.com"]
+
+
+def test_a_roster_outage_exits_3_and_records_nothing(tmp_path: Path) -> None:
+    """A source that cannot list its subjects (after the policy's retries) is an outage: exit 3,
+    rerun later, as for a sweep left incomplete; not an internal error. No ledger is created."""
+    db = tmp_path / "sweep.db"
+    source = RosterDown()
+    policy = RetryPolicy(max_retries=2, base_delay=0.0, max_delay=0.0)
+    with pytest.raises(SourceUnavailable) as raised:
+        _run(db, source, policy=policy)
+    assert raised.value.exit_code == 3
+    assert "Transient: directory answered 503" in str(raised.value)
+    assert source.calls == 3
+    assert not db.exists()
+
+
+def test_a_signal_while_listing_the_roster_exits_with_its_code(tmp_path: Path) -> None:
+    """SIGTERM during the roster's wait ends the run at once with 143 and nothing recorded, not
+    with a 60 s wait or "the source could not list its subjects"."""
+    db = tmp_path / "sweep.db"
+    source = StopWhileListing()
+    runner = SweepRunner(db, source, RunOptions(source.url, ("gmail",), max_pages=None))  # type: ignore[arg-type]
+    source.runner = runner
+    with pytest.raises(StoppedBeforeStart) as raised:
+        runner.run()
+    assert raised.value.exit_code == 143
+    assert "SIGTERM" in str(raised.value)
+    assert not db.exists()

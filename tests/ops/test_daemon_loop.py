@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from sweepledger.collectors.daemon import DaemonOptions, SweepDaemon, source_for_cycle
 from sweepledger.collectors.errors import SourceConfigError, Transient
 from sweepledger.collectors.protocol import Source
+from sweepledger.collectors.retry import wait_or_stop
 from sweepledger.collectors.runner import RunOptions
 from sweepledger.collectors.sim.config import SimConfig
 from sweepledger.collectors.sim.source import SimSource
@@ -69,6 +71,34 @@ def test_a_failing_cycle_is_logged_and_the_loop_goes_on(tmp_path: Path) -> None:
     assert any("cycle 1 failed:" in line and "unreachable" in line for line in said)
     assert outcome.exit_code == 0
     assert [r["trigger"] for r in read_runs(db)] == ["daemon cycle 2"]
+
+
+class _StoppedWhileListing(_Unreachable):
+    """A signal arrives while its roster listing waits to retry (`Interruptible`)."""
+
+    def stop_on(self, stop: threading.Event) -> None:
+        self.stop = stop
+
+    def roster(self) -> list[str]:
+        self.stop.set()
+        wait_or_stop(self.stop, 60.0)
+        raise AssertionError("the wait ended without Stopped")
+
+
+def test_a_signal_while_the_roster_is_listed_ends_the_daemon_quietly(tmp_path: Path) -> None:
+    """A stop during the roster's wait skips the cycle (not a failed one) and ends the daemon
+    with its stop code, at once and with nothing recorded."""
+    db = tmp_path / "sweep.db"
+    said: list[str] = []
+
+    def sources(url: str, cycle: int) -> Source:
+        return _StoppedWhileListing()  # type: ignore[return-value]
+
+    outcome = _daemon(db, _Unreachable.url, 3, say=said.append, sources=sources).run()
+    assert all(c.status == "skipped" for c in outcome.cycles)
+    assert outcome.exit_code == 0
+    assert not any("failed" in line for line in said)
+    assert not db.exists() or read_runs(db) == []
 
 
 def test_backoff_doubles_per_failing_cycle_up_to_eight_intervals() -> None:

@@ -22,7 +22,6 @@ with what it spent, and the runner records the attempt interrupted.
 
 from __future__ import annotations
 
-import random
 import threading
 from typing import Any, Protocol
 
@@ -46,7 +45,6 @@ class PageReader(Protocol):
 
 
 DIRECTORY_SCOPES = ("https://www.googleapis.com/auth/admin.directory.user.readonly",)
-ROSTER_RETRIES = 5
 
 
 class GoogleSource:
@@ -109,19 +107,20 @@ class GoogleSource:
         """Every user of the customer, by Directory `users.list` as the admin (suspended users
         included: their fetches fail Forbidden and the runner blocks them).
 
-        A failure here happens before the sweep opens, where the runner has no pair to record it
-        on, so it is retried here and then reported as one clear configuration error."""
-        for attempt in range(ROSTER_RETRIES + 1):
-            try:
-                return self._list_users()
-            except CollectorError as error:
-                if not error.retryable or attempt == ROSTER_RETRIES:
-                    raise SourceConfigError(
-                        f"cannot list the users of customer {self.config.customer} as "
-                        f"{self.config.admin}: {error.error_class}: {error}"
-                    ) from None
-                self.pause(error.retry_after or random.uniform(0, 0.1 * 2**attempt))
-        raise Internal("unreachable")  # pragma: no cover
+        A refusal that retrying cannot change (Auth, Forbidden, NotFound: the credentials, the
+        admin or the customer are wrong) is reported as one clear configuration error; an outage
+        (5xx, rate, the network) raises as any request does, and the runner retries it with its
+        own policy (waits a stop ends) and then ends the run as the source being unavailable.
+        """
+        try:
+            return self._list_users()
+        except CollectorError as error:
+            if error.retryable:
+                raise
+            raise SourceConfigError(
+                f"cannot list the users of customer {self.config.customer} as "
+                f"{self.config.admin}: {error.error_class}: {error}"
+            ) from None
 
     def _list_users(self) -> list[str]:
         emails: list[str] = []

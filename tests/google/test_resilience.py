@@ -138,3 +138,29 @@ def test_expired_cursors_reset_and_resync_without_losing_anything(
         assert cursors["drive", subject, "start_page_token"] == (
             workspace.drive_start_page_token(subject)
         )
+
+
+def test_a_directory_that_does_not_answer_is_an_outage_not_bad_input(
+    emulators: EmulatorFactory, gcli: GoogleCLI, tmp_path: Path
+) -> None:
+    """With the tenant unreachable (its emulator stopped) the roster cannot be listed: after
+    the run's retries, exit 3 (rerun once it answers: a daemon carries on), one line naming the
+    failure, and no ledger. A refusal retrying cannot change (an admin the Directory does not
+    accept) stays bad input: exit 2."""
+    emulator = emulators("sim://?subjects=2")
+    wrong_admin = emulator.source.replace("admin=admin%40example.com", "admin=user1%40example.com")
+    wrong_admin = wrong_admin.replace("admin=admin@example.com", "admin=user1@example.com")
+    refused = gcli.run("run", "--quiet", "--source", wrong_admin, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert "bad source: cannot list the users" in refused.stderr
+    assert "Forbidden" in refused.stderr
+
+    emulator.stop()
+    down = gcli.run(
+        "run", "--quiet", "--retry-wait", "0", "--source", emulator.source, cwd=tmp_path
+    )
+    assert down.returncode == 3, down.stderr
+    lines = down.stderr.strip().splitlines()
+    assert "the source could not list its subjects (Transient:" in lines[-1]
+    assert "Traceback" not in down.stderr
+    assert not (tmp_path / "sweep.db").exists()

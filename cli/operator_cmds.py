@@ -42,7 +42,8 @@ RULES = (
     "already holds (a scope blocked already, a subject paused already, an unblock or unpause "
     "of one that is not, a reset of a pair without a cursor) records nothing, says so and "
     "exits 0. Bad input (an unknown subject, an empty --reason where one is required, a "
-    "control character such as a newline in --reason) is refused with exit 2 and changes "
+    "control character such as a newline, or a direction override, in --reason) is refused "
+    "with exit 2 and changes "
     "nothing."
 )
 """The operator commands' shared `--help` epilog."""

@@ -14,16 +14,18 @@ import click
 from sweepledger.collectors.errors import SourceConfigError
 from sweepledger.collectors.protocol import SERVICES
 from sweepledger.ledger.errors import LedgerError
+from sweepledger.ledger.logline import CONTROL_RANGES
 
 EXIT_SIGINT = 130
 """128 + SIGINT, the code a shell gives a command Ctrl-C ended (and `sweep run`'s)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_EMAIL_PART = r"[^@\s,\x00-\x1f\x7f-\x9f]+"
+_EMAIL_PART = rf"[^@\s,{CONTROL_RANGES}]+"
 EMAIL = re.compile(rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$")
-"""An address as `--subjects` and SUBJECT take it: no blank, comma or control character (an
-escape sequence in a subject would reach the ledger, or a refusal's line, as it was typed)."""
+"""An address as `--subjects` and SUBJECT take it: no blank, comma or `logline.CONTROL`
+character (an escape sequence or a direction override in a subject would reach the ledger, or a
+refusal's line, as it was typed)."""
 
 
 class UserError(click.ClickException):

@@ -17,10 +17,13 @@ from typing import Any
 from .events import Event, EventKind
 
 KEYS = ("service", "subject", "phase", "ok", "count", "partial", "err", "detail")
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-"""Characters that can end or rewrite a line on a terminal or in a log: C0, DEL, C1 and the
-Unicode line and paragraph separators."""
-_BARE = re.compile(r"[^\s\"'=\\\x00-\x1f\x7f-\x9f]+")
+CONTROL_RANGES = "\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+"""`CONTROL`'s characters as a regular expression's class body, for patterns that exclude them."""
+CONTROL = re.compile(f"[{CONTROL_RANGES}]")
+"""Characters that can end or rewrite a line on a terminal or in a log: C0, DEL, C1, the
+Unicode line and paragraph separators, and the bidirectional marks, embeddings, overrides and
+isolates (an override makes a terminal show text in another order than it is stored)."""
+_BARE = re.compile(f"[^\\s\"'=\\\\{CONTROL_RANGES}]+")
 _QUOTED = re.compile(r'[\\"=]')
 _CONTROL_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _UNESCAPES = {"n": "\n", "r": "\r", "t": "\t"}

@@ -61,6 +61,10 @@ def ledger(workdir: Path, cli: SweepCLI) -> Path:
             ["pause", "us\x1b[2Ker1@example.com"],
             "Invalid value for SUBJECT: 'us\\x1b[2Ker1@example.com' is not an email",
         ),
+        (
+            ["block", "user1@\u202emoc.elpmaxe", "--reason", "x"],
+            "Invalid value for SUBJECT: 'user1@\\u202emoc.elpmaxe' is not an email",
+        ),
         (["log", "--run", "run-typo"], "no run run-typo in sweep.db"),
         (["log", "--service", "fax"], "'fax' is not one of"),
         (["log", "--sweep", "sweep-typo"], "no sweep sweep-typo in sweep.db"),

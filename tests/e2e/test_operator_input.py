@@ -204,19 +204,21 @@ def test_a_blank_reason_is_refused_where_one_is_required(
         (["unblock", "user1@example.com"], "\x1b[2Kcleared", "\\x1b"),
         (["pause", "user1@example.com"], "one\u2028two", "\\u2028"),
         (["unpause", "user1@example.com"], "bell\x07", "\\x07"),
+        (["pause", "user2@example.com"], "see \u202etxt.exe", "\\u202e"),
         (
             ["reset-cursor", "--service", "gmail", "--subject", "user1@example.com"],
             "c1\x9bcsi",
             "\\x9b",
         ),
     ],
-    ids=["block", "block-pair", "unblock", "pause", "unpause", "reset-cursor"],
+    ids=["block", "block-pair", "unblock", "pause", "unpause", "pause-bidi", "reset-cursor"],
 )
 def test_a_control_character_in_a_reason_is_refused(
     ledger: Path, cli: SweepCLI, command: list[str], reason: str, shown: str
 ) -> None:
     """A reason is one line of text: a newline, carriage return, terminal escape or line
-    separator could pass for another line of `status`, so it is refused, named escaped."""
+    separator could pass for another line of `status`, and a direction override would show its
+    text in another order, so each is refused, named escaped."""
     _refused(
         cli,
         ledger,

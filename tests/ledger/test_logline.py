@@ -83,7 +83,9 @@ def test_shlex_splits_into_the_eight_keys_in_order(detail: str, subject: str) ->
     tokens = shlex.split(line)
     assert tokens[0] == "SWEEP"
     assert [t.split("=", 1)[0] for t in tokens[1:]] == list(KEYS)
-    plain = re.compile(r"[^\\\x00-\x1f\x7f-\x9f\u2028\u2029]*")
+    plain = re.compile(
+        r"[^\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]*"
+    )
     for key, token, value in zip(
         KEYS, tokens[1:], fields_with(detail, subject=subject).values(), strict=True
     ):
@@ -116,6 +118,19 @@ def test_key_texts_appear_only_as_the_lines_own_keys(
 def test_plain_values_stay_bare(value: str) -> None:
     """Values without space, quote, `=`, backslash or control characters are not quoted."""
     assert quote(value) == value
+
+
+@pytest.mark.parametrize("mark", ["\u202e", "\u2066", "\u200f", "\u061c"])
+def test_direction_overrides_are_escaped(mark: str) -> None:
+    """A bidirectional override, isolate or mark in a value (a subject, an error's detail) is
+    shown as its escape: a terminal would otherwise display the line's text in another order
+    than the ledger holds it. The line still parses back to the value."""
+    value = f"invoice{mark}fdp.exe"
+    quoted = quote(value)
+    assert mark not in quoted
+    assert quoted == f'"invoice\\u{ord(mark):04x}fdp.exe"'
+    fields = fields_with(value, subject=value)
+    assert parse_line(format_line(fields)) == fields
 
 
 def event(kind: EventKind, **data: object) -> Event:

@@ -43,8 +43,7 @@ RULES = (
     "of one that is not, a reset of a pair without a cursor) records nothing, says so and "
     "exits 0. Bad input (an unknown subject, an empty --reason where one is required, a "
     "control character such as a newline, or a direction override, in --reason) is refused "
-    "with exit 2 and changes "
-    "nothing."
+    "with exit 2 and changes nothing."
 )
 """The operator commands' shared `--help` epilog."""
 

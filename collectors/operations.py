@@ -136,9 +136,13 @@ def _flag(kind: EventKind, subject: str, service: str | None, reason: str) -> Ne
     )
 
 
-def _said(text: str, reason: str) -> str:
-    """`text` with the recorded reason, as one printable line."""
-    return f"{text} ({printable(reason)})" if reason else text
+def _said(text: str, reason: str, asked: str, undo: str) -> str:
+    """`text` with the recorded reason, as one printable line; when the command asked for
+    another reason, how to change it (a repeat records nothing, so the old reason stays)."""
+    said = f"{text} ({printable(reason)})" if reason else text
+    if asked and asked != reason:
+        said += f"; to record another reason, {undo} first"
+    return said
 
 
 def block(db: str | Path, subject: str, service: str | None, reason: str) -> Event | Unchanged:
@@ -150,7 +154,8 @@ def block(db: str | Path, subject: str, service: str | None, reason: str) -> Eve
         recorded = state.blocked.get((spelled, service))
         if recorded is None:
             return None
-        return Unchanged(_said(f"{scope_name(spelled, service)} is already blocked", recorded))
+        text = f"{scope_name(spelled, service)} is already blocked"
+        return Unchanged(_said(text, recorded, why, "unblock it"))
 
     return _append(db, _flag(EventKind.BLOCK, subject, service, why), check)
 
@@ -195,7 +200,8 @@ def pause(db: str | Path, subject: str, reason: str = "") -> Event | Unchanged:
     def check(state: State, spelled: str) -> Unchanged | None:
         if not state.is_paused(spelled):
             return None
-        return Unchanged(_said(f"{spelled} is already paused", state.paused[spelled]))
+        text = f"{spelled} is already paused"
+        return Unchanged(_said(text, state.paused[spelled], why, "unpause it"))
 
     return _append(
         db,

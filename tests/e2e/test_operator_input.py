@@ -251,3 +251,33 @@ def test_status_escapes_control_characters_a_ledger_already_holds(
         "PAUSED  user2@example.com: \\x1b[31mred",
     ]
     assert "\x1b" not in text
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "answer"),
+    [
+        (
+            ["block", "user1@example.com", "--reason", "left"],
+            ["block", "user1@example.com", "--reason", "on leave"],
+            "user1@example.com is already blocked (left); to record another reason, unblock it "
+            "first; nothing recorded",
+        ),
+        (
+            ["pause", "user1@example.com", "--reason", "legal hold"],
+            ["pause", "user1@example.com", "--reason", "audit"],
+            "user1@example.com is already paused (legal hold); to record another reason, "
+            "unpause it first; nothing recorded",
+        ),
+    ],
+    ids=["block", "pause"],
+)
+def test_a_repeat_with_another_reason_says_how_to_change_it(
+    ledger: Path, cli: SweepCLI, first: list[str], second: list[str], answer: str
+) -> None:
+    """A repeat with another reason records nothing (the flag holds) and says that the first
+    reason stays and how to replace it, rather than leaving the operator to think it changed."""
+    assert cli.run(*first, cwd=ledger.parent).returncode == 0
+    before = _digest(ledger)
+    again = cli.run(*second, cwd=ledger.parent)
+    assert (again.returncode, again.stdout, again.stderr) == (0, answer + "\n", "")
+    assert _digest(ledger) == before

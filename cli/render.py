@@ -86,12 +86,14 @@ def status_text(report: StatusReport) -> str:
             f"not complete: {report.problems_total} pairs ({report.not_started} not started)"
         )
         for p in report.problems:
-            extra = f" last error {p['last_err']}" if p["last_err"] else ""
+            # a source's or a service's text (an error message), shown as flags_text shows
+            # an operator's
+            extra = f" last error {printable(p['last_err'])}" if p["last_err"] else ""
             if p["outstanding"]:
                 extra += f", {len(p['outstanding'])} items outstanding"
-            detail = f": {p['detail']}" if p["detail"] else ""
+            detail = f": {printable(p['detail'])}" if p["detail"] else ""
             lines.append(
-                f"  {p['service']:<9} {p['subject']}  {p['state']}  attempts "
+                f"  {p['service']:<9} {printable(p['subject'])}  {p['state']}  attempts "
                 f"{p['attempts']}{extra}{detail}"
             )
         if report.problems_more:
@@ -127,11 +129,11 @@ def recent_runs_text(report: StatusReport) -> list[str]:
         rate = "" if r["items_per_s"] is None else f", {r['items_per_s']:.0f} items/s"
         counters = r["counters"]
         lines.append(
-            f"  {r['run_id']}  {r['status']:<11} {r['trigger'] or 'cli':<15} "
+            f"  {r['run_id']}  {r['status']:<11} {printable(r['trigger'] or 'cli'):<15} "
             f"started {r['started']}  {duration}  "
             f"{counters['pairs_completed']} pairs complete, "
             f"{counters['items_fetched']} items{rate}"
-            + (f"  ({r['reason']})" if r["reason"] else "")
+            + (f"  ({printable(r['reason'])})" if r["reason"] else "")
         )
     return lines
 

@@ -8,6 +8,7 @@ from typing import Any
 import click
 import orjson
 
+from sweepledger.ledger.logline import printable
 from sweepledger.projections.runs import HISTORY_LIMIT, read_runs
 
 from .params import db_option, translate_errors
@@ -67,7 +68,7 @@ def runs_text(runs: list[dict[str, Any]]) -> str:
             (
                 r["run_id"],
                 r["status"],
-                r["trigger"] or "cli",
+                printable(r["trigger"] or "cli"),
                 r["started"][:19].replace("T", " "),
                 duration,
                 f"{c['pairs_attempted']}/{c['pairs_completed']}/{c['pairs_partial']}/"
@@ -81,9 +82,10 @@ def runs_text(runs: list[dict[str, Any]]) -> str:
             )
         )
         if r["error"] is not None:
-            notes.append(f"  {r['run_id']} failed: {r['error']['class']}: {r['error']['message']}")
+            error = f"{r['error']['class']}: {r['error']['message']}"
+            notes.append(f"  {r['run_id']} failed: {printable(error)}")
         elif r["reason"] and r["status"] != "completed":
-            notes.append(f"  {r['run_id']} {r['status']}: {r['reason']}")
+            notes.append(f"  {r['run_id']} {r['status']}: {printable(r['reason'])}")
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows

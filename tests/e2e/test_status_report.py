@@ -5,10 +5,17 @@ status from before the sweep opened."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
+from sweepledger.collectors.errors import Forbidden
+from sweepledger.collectors.protocol import FetchRequest, Page
+from sweepledger.collectors.runner import RunOptions, SweepRunner
+from sweepledger.ledger.events import Event, EventKind
 from sweepledger.projections.model import pair_order
 
 if TYPE_CHECKING:
@@ -153,3 +160,52 @@ def test_status_before_the_sweep_opened_names_the_run(workdir: Path, cli: SweepC
         assert lines[0].endswith("; no sweep opened yet")
         assert "recent runs:" in lines
         assert any(line.startswith(f"  {run['run_id']}  running ") for line in lines)
+
+
+class _GarblingSource:
+    """A source whose error messages hold a newline, a terminal escape and a direction override
+    (a service's text reaches `status` and `runs` as it came)."""
+
+    url = "test://garbling"
+
+    def roster(self) -> list[str]:
+        return ["a@example.com", "b@example.com"]
+
+    def units(self, service: str, subject: str) -> list[str] | None:
+        return None
+
+    def fetch(self, request: FetchRequest) -> Page:
+        if request.subject == "a@example.com":
+            raise Forbidden("no\nSWEEP service=gmail phase=END ok=1\x1b[2K \u202eforged")
+        return Page([], next_page_token=None, exhausted=True)
+
+    def close(self) -> None:
+        pass
+
+
+def test_status_and_runs_escape_what_sources_said(workdir: Path, cli: SweepCLI) -> None:
+    """A pair's last error (a service's message) and a failed run's reason (an exception's) are
+    shown with their control characters escaped: each stays on its own line of `status` and
+    `runs`, and no escape sequence or direction override reaches the terminal."""
+    db = workdir / "sweep.db"
+    source = _GarblingSource()
+    options = RunOptions(source.url, ("gmail",), max_pages=None, workers=1)
+    assert SweepRunner(db, source, options).run().exit_code == 3  # type: ignore[arg-type]
+
+    def explode(events: Sequence[Event]) -> None:
+        if any(e.kind is EventKind.RUN_START for e in events):
+            raise RuntimeError("broke\n\x1b[31mred")
+
+    with pytest.raises(RuntimeError):
+        SweepRunner(db, source, options, on_commit=explode).run()  # type: ignore[arg-type]
+    status = cli.run("status", cwd=workdir).stdout
+    runs = cli.run("runs", cwd=workdir).stdout
+    for text in (status, runs):
+        assert "\x1b" not in text and "\u202e" not in text
+        assert not any(line.startswith("SWEEP") for line in text.splitlines())
+    assert (
+        "last error Forbidden: no\\nSWEEP service=gmail phase=END ok=1\\x1b[2K \\u202eforged"
+        in status
+    )
+    assert "(RuntimeError: broke\\n\\x1b[31mred)" in status
+    assert "failed: RuntimeError: broke\\n\\x1b[31mred" in runs

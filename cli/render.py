@@ -6,6 +6,7 @@ from typing import Any
 
 from sweepledger.ledger.logline import printable
 from sweepledger.projections.live import daemon_text
+from sweepledger.projections.model import since_text
 from sweepledger.projections.status import StatusReport
 
 
@@ -105,18 +106,23 @@ def status_text(report: StatusReport) -> str:
 def flags_text(report: StatusReport) -> list[str]:
     """The BLOCKED and PAUSED lines, after a blank line (none if nothing is flagged).
 
-    Subjects and reasons are the operator's text, shown `printable`: one recorded with a
-    newline or a terminal escape stays on its own line instead of passing for another line of
-    the status."""
+    Each says since when (the BLOCK or PAUSE event's time and seq, which `sweep log` and an
+    auditor find it by). Subjects and reasons are the operator's text, shown `printable`: one
+    recorded with a newline or a terminal escape stays on its own line instead of passing for
+    another line of the status."""
     if not (report.blocked or report.paused):
         return []
     lines = [""]
     for b in report.blocked:
         scope = f"{printable(b['subject'])} {b['service'] or '(all services)'}"
-        lines.append(f"BLOCKED {scope}: {printable(b['reason'])}")
+        lines.append(f"BLOCKED {scope} {_since(b)}: {printable(b['reason'])}")
     for p in report.paused:
-        lines.append(f"PAUSED  {printable(p['subject'])}: {printable(p['reason'])}")
+        lines.append(f"PAUSED  {printable(p['subject'])} {_since(p)}: {printable(p['reason'])}")
     return lines
+
+
+def _since(flag: dict[str, Any]) -> str:
+    return f"since {since_text(flag['since'], flag['since_seq'])}"
 
 
 def recent_runs_text(report: StatusReport) -> list[str]:

@@ -155,7 +155,7 @@ def block(db: str | Path, subject: str, service: str | None, reason: str) -> Eve
         if recorded is None:
             return None
         text = f"{scope_name(spelled, service)} is already blocked"
-        return Unchanged(_said(text, recorded, why, "unblock it"))
+        return Unchanged(_said(text, recorded.reason, why, "unblock it"))
 
     return _append(db, _flag(EventKind.BLOCK, subject, service, why), check)
 
@@ -201,7 +201,7 @@ def pause(db: str | Path, subject: str, reason: str = "") -> Event | Unchanged:
         if not state.is_paused(spelled):
             return None
         text = f"{spelled} is already paused"
-        return Unchanged(_said(text, state.paused[spelled], why, "unpause it"))
+        return Unchanged(_said(text, state.paused[spelled].reason, why, "unpause it"))
 
     return _append(
         db,

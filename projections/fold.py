@@ -21,6 +21,7 @@ from .model import (
     NOT_STARTED,
     PARTIAL,
     CursorRow,
+    Flag,
     PairRow,
     RunRow,
     SweepInfo,
@@ -99,8 +100,8 @@ class State:
         self.cursors: dict[tuple[str, str, str], CursorRow] = {}
         self._by_pair: dict[PairKey, set[tuple[str, str, str]]] = {}
         self.runs: dict[str, RunRow] = {}
-        self.blocked: dict[tuple[str, str | None], str] = {}
-        self.paused: dict[str, str] = {}
+        self.blocked: dict[tuple[str, str | None], Flag] = {}
+        self.paused: dict[str, Flag] = {}
         self.heartbeat: dict[str, Any] | None = None
         self._touched: dict[str, Vector] = {}
         """Incremental mode: subjects changed since the counters were last settled, with the
@@ -313,15 +314,15 @@ class State:
     def _operator_flag(self, event: Event) -> None:
         subject = str(event.subject or event.data["subject"])
         old = self._before(subject)
-        reason = str(event.data.get("reason", ""))
+        flag = Flag(str(event.data.get("reason", "")), event.seq, event.ts)
         service = event.data.get("service") or event.service
         match event.kind:
             case EventKind.BLOCK:
-                self.blocked[(subject, service)] = reason
+                self.blocked[(subject, service)] = flag
             case EventKind.UNBLOCK:
                 self.blocked.pop((subject, service), None)
             case EventKind.PAUSE:
-                self.paused[subject] = reason
+                self.paused[subject] = flag
             case EventKind.UNPAUSE:
                 self.paused.pop(subject, None)
         self.dirty_flags = True

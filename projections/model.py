@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 SERVICES: tuple[str, ...] = ("gmail", "calendar", "chat", "drive")
 
@@ -68,34 +68,55 @@ def pair_order(subject: str, service: str | None) -> tuple[str, str, int, str]:
     return (*subject_order(subject), service_rank(service), service)
 
 
+class Flag(NamedTuple):
+    """A BLOCK or PAUSE in force: the operator's reason, and the event that set it (so a
+    reader can say since when, and an auditor find the event)."""
+
+    reason: str
+    seq: int
+    ts: str
+
+
+def since_text(ts: str, seq: int) -> str:
+    """`2026-11-23 12:30:12 (seq 71)`: when a flag was set, to the second, and by which event
+    (what `sweep status` and the web view say of every flag)."""
+    return f"{ts[:19].replace('T', ' ')} (seq {seq})"
+
+
+def flag_record(flag: Flag) -> dict[str, Any]:
+    """A flag as reports give it: the reason, and `since` / `since_seq`, the time and seq of
+    the BLOCK or PAUSE that set it."""
+    return {"reason": flag.reason, "since": flag.ts, "since_seq": flag.seq}
+
+
 @dataclass(frozen=True, slots=True)
 class OperatorFlag:
     """Why an operator left a pair out of the sweeps: PAUSED (its subject) or BLOCKED (the
-    subject, `service` None, or this one pair), with the reason the operator gave."""
+    subject, `service` None, or this one pair), with the flag's reason and event."""
 
     state: str
     service: str | None
-    reason: str
+    flag: Flag
 
 
 def operator_flag(
     subject: str,
     service: str,
-    blocked: Mapping[tuple[str, str | None], str],
-    paused: Mapping[str, str],
+    blocked: Mapping[tuple[str, str | None], Flag],
+    paused: Mapping[str, Flag],
 ) -> OperatorFlag | None:
     """The flag that takes the pair out of the sweeps, or None.
 
     One rule for every reader (the status's problem list, a pair's own page): a pause names the
     pair before a block does, and a whole-subject block before the pair's own.
     """
-    reason = paused.get(subject)
-    if reason is not None:
-        return OperatorFlag(PAUSED, None, reason)
+    flag = paused.get(subject)
+    if flag is not None:
+        return OperatorFlag(PAUSED, None, flag)
     for scope in (None, service):
-        reason = blocked.get((subject, scope))
-        if reason is not None:
-            return OperatorFlag(BLOCKED, scope, reason)
+        flag = blocked.get((subject, scope))
+        if flag is not None:
+            return OperatorFlag(BLOCKED, scope, flag)
     return None
 
 

@@ -18,9 +18,11 @@ from .model import (
     COMPLETE,
     NOT_STARTED,
     PARTIAL,
+    Flag,
     PairRow,
     RunRow,
     SweepInfo,
+    flag_record,
     interrupted_detail,
     operator_flag,
     pair_order,
@@ -50,8 +52,8 @@ class Gathered:
     counters: dict[str, int]
     problems: list[PairRow]
     runs: list[RunRow]
-    blocked: dict[tuple[str, str | None], str]
-    paused: dict[str, str]
+    blocked: dict[tuple[str, str | None], Flag]
+    paused: dict[str, Flag]
     heartbeat: dict[str, Any] | None = None
     problems_found: int = 0
     """Pairs with a state that is not COMPLETE (what `problems` lists the first of)."""
@@ -192,12 +194,12 @@ def build_report(
     daemon = daemon_view(g.heartbeat, live_run_ids, live, now)
     run_headline = _run_headline(live, stale, now)
     blocked = [
-        {"subject": s, "service": svc, "reason": r}
-        for (s, svc), r in sorted(g.blocked.items(), key=lambda kv: pair_order(*kv[0]))
+        {"subject": s, "service": svc, **flag_record(f)}
+        for (s, svc), f in sorted(g.blocked.items(), key=lambda kv: pair_order(*kv[0]))
     ]
     paused = [
-        {"subject": s, "reason": r}
-        for s, r in sorted(g.paused.items(), key=lambda kv: subject_order(kv[0]))
+        {"subject": s, **flag_record(f)}
+        for s, f in sorted(g.paused.items(), key=lambda kv: subject_order(kv[0]))
     ]
     if g.sweep is None:
         if run_headline is None:

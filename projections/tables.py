@@ -16,9 +16,9 @@ import orjson
 from sweepledger.ledger.events import Event, EventKind
 
 from .fold import State
-from .model import SERVICES, CursorRow, PairRow, RunRow, SweepInfo, subject_key
+from .model import SERVICES, CursorRow, Flag, PairRow, RunRow, SweepInfo, subject_key
 
-PROJECTION_VERSION = "8"
+PROJECTION_VERSION = "9"
 
 DDL = """
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -55,6 +55,7 @@ CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_seq);
 CREATE INDEX IF NOT EXISTS sweeps_by_open ON sweeps (opened_seq);
 CREATE TABLE IF NOT EXISTS operator_flags (
     subject TEXT NOT NULL, service TEXT NOT NULL, flag TEXT NOT NULL, reason TEXT,
+    seq INTEGER, ts TEXT,
     PRIMARY KEY (subject, service, flag)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS projection_state (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
@@ -157,8 +158,8 @@ def sweep_row(sweep: SweepInfo) -> tuple[Any, ...]:
 
 
 def flag_rows(state: State) -> list[tuple[Any, ...]]:
-    rows = [(s, svc or "", "blocked", r) for (s, svc), r in state.blocked.items()]
-    rows += [(s, "", "paused", r) for s, r in state.paused.items()]
+    rows = [(s, svc or "", "blocked", *f) for (s, svc), f in state.blocked.items()]
+    rows += [(s, "", "paused", *f) for s, f in state.paused.items()]
     return rows
 
 
@@ -278,7 +279,7 @@ def write_dirty(conn: sqlite3.Connection, state: State) -> None:
         conn.executemany(UPSERT_RUN, [run_row(state.runs[r]) for r in state.dirty_runs])
     if state.dirty_flags:
         conn.execute("DELETE FROM operator_flags")
-        conn.executemany("INSERT INTO operator_flags VALUES (?, ?, ?, ?)", flag_rows(state))
+        conn.executemany("INSERT INTO operator_flags VALUES (?, ?, ?, ?, ?, ?)", flag_rows(state))
     rows = [("head", str(state.head)), ("head_ts", state.head_ts), ("head_hash", state.head_hash)]
     if state.dirty_heartbeat:
         rows.append(("heartbeat", _json(state.heartbeat)))
@@ -319,20 +320,22 @@ def load_state(conn: sqlite3.Connection) -> State:
     return state
 
 
-Flags = tuple[dict[tuple[str, str | None], str], dict[str, str]]
+Flags = tuple[dict[tuple[str, str | None], Flag], dict[str, Flag]]
 """Blocks (by subject and service, None for every service) and pauses (by subject), each with
-its reason: `State.blocked` and `State.paused`."""
+its reason and event: `State.blocked` and `State.paused`."""
 
 
 def load_flags(conn: sqlite3.Connection) -> Flags:
     """The operator flags as the fold keeps them, read back from `operator_flags`."""
-    blocked: dict[tuple[str, str | None], str] = {}
-    paused: dict[str, str] = {}
-    for subject, service, flag, reason in conn.execute("SELECT * FROM operator_flags"):
-        if flag == "blocked":
-            blocked[(subject, service or None)] = reason
+    blocked: dict[tuple[str, str | None], Flag] = {}
+    paused: dict[str, Flag] = {}
+    rows = conn.execute("SELECT subject, service, flag, reason, seq, ts FROM operator_flags")
+    for subject, service, kind, reason, seq, ts in rows:
+        flag = Flag(reason, seq, ts)
+        if kind == "blocked":
+            blocked[(subject, service or None)] = flag
         else:
-            paused[subject] = reason
+            paused[subject] = flag
     return blocked, paused
 
 

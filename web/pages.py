@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sweepledger.projections.live import daemon_text
-from sweepledger.projections.model import PAUSED, OperatorFlag
+from sweepledger.projections.model import PAUSED, OperatorFlag, since_text
 from sweepledger.projections.pair_view import AttemptView, PairView
 
 REFRESH_MS = 2000
@@ -189,19 +189,30 @@ def _flags(status: Mapping[str, Any]) -> str:
             state_label("BLOCKED"),
             e(b["subject"]) if b["service"] is None else pair_link(b["service"], b["subject"]),
             every_service(b["subject"]) if b["service"] is None else e(b["service"]),
+            _flag_since(b),
             e(b["reason"]),
         ]
         for b in status.get("blocked") or []
     ]
     rows += [
-        [state_label("PAUSED"), e(p["subject"]), every_service(p["subject"]), e(p["reason"])]
+        [
+            state_label("PAUSED"),
+            e(p["subject"]),
+            every_service(p["subject"]),
+            _flag_since(p),
+            e(p["reason"]),
+        ]
         for p in status.get("paused") or []
     ]
     return (
         f'<section id="flags"><h2>Blocked and paused: {len(rows)} '
         '<span class="muted">(left out of every sweep until lifted)</span></h2>'
-        f"{table(['flag', 'subject', 'services', 'reason'], rows, 'flags')}</section>"
+        f"{table(['flag', 'subject', 'services', 'since', 'reason'], rows, 'flags')}</section>"
     )
+
+
+def _flag_since(flag: Mapping[str, Any]) -> str:
+    return e(since_text(flag["since"], flag["since_seq"]))
 
 
 def _problems(status: Mapping[str, Any]) -> str:
@@ -351,9 +362,10 @@ def _attempts(attempts: Sequence[AttemptView]) -> str:
 def _flag_note(flag: OperatorFlag) -> str:
     """Why the pair is left out of the sweeps, worded as the flag's line in `sweep status`."""
     scope = "" if flag.state == PAUSED else f" {flag.service or '(all services)'}"
+    since = f" since {since_text(flag.flag.ts, flag.flag.seq)}"
     return (
         f'<p class="flag" id="flag" data-state="{e(flag.state)}">{state_label(flag.state)}'
-        f"{e(scope)}: {e(flag.reason)}</p>"
+        f"{e(scope)}{e(since)}: {e(flag.flag.reason)}</p>"
     )
 
 

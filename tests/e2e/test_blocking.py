@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +32,12 @@ def test_suspended_subject_is_blocked_after_max_attempts(workdir: Path, cli: Swe
     assert {b["service"] for b in status["blocked"]} == {"gmail", "calendar", "chat", "drive"}
     assert all("Forbidden in 2 attempts" in b["reason"] for b in status["blocked"])
     text = cli.run("status", cwd=workdir).stdout
-    assert "BLOCKED user2@example.com gmail: Forbidden in 2 attempts" in text
+    assert re.search(
+        r"^BLOCKED user2@example\.com gmail since [-0-9]+ [:0-9]+ \(seq \d+\): "
+        r"Forbidden in 2 attempts",
+        text,
+        re.MULTILINE,
+    )
     assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
 
 
@@ -56,7 +62,14 @@ def test_paused_subject_is_skipped_and_listed(workdir: Path, cli: SweepCLI) -> N
     )
     assert "subject=user3@example.com" not in run.stderr
     status = json.loads(cli.run("status", "--json", cwd=workdir).stdout)
-    assert status["paused"] == [{"subject": "user3@example.com", "reason": "legal hold"}]
+    [pause_seq] = cli.query(workdir / "sweep.db", "SELECT seq FROM events WHERE kind = 'PAUSE'")
+    [flag] = status["paused"]
+    assert flag | {"since": None} == {
+        "subject": "user3@example.com",
+        "reason": "legal hold",
+        "since": None,
+        "since_seq": pause_seq[0],
+    }
     assert status["invariants"]["active_targets_total"] == 2
     assert cli.run("unpause", "user3@example.com", cwd=workdir).returncode == 0
     run = cli.run(

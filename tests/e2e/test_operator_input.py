@@ -10,6 +10,7 @@ flag, whatever the ledger holds.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -244,7 +245,11 @@ def test_status_escapes_control_characters_a_ledger_already_holds(
     finally:
         store.close()
     text = cli.run("status", cwd=ledger.parent).stdout
-    flags = [line for line in text.splitlines() if line.startswith(("BLOCKED", "PAUSED"))]
+    flags = [
+        re.sub(r" since \S+ \S+ \(seq \d+\)", "", line)
+        for line in text.splitlines()
+        if line.startswith(("BLOCKED", "PAUSED"))
+    ]
     assert flags == [
         "BLOCKED user1@example.com (all services): left\\nBLOCKED forged@example.com gmail: "
         "never blocked",
@@ -281,3 +286,31 @@ def test_a_repeat_with_another_reason_says_how_to_change_it(
     again = cli.run(*second, cwd=ledger.parent)
     assert (again.returncode, again.stdout, again.stderr) == (0, answer + "\n", "")
     assert _digest(ledger) == before
+
+
+def test_a_flag_says_since_when_and_by_which_event(ledger: Path, cli: SweepCLI) -> None:
+    """`status` gives each flag the time and seq of the BLOCK or PAUSE that set it (text and
+    JSON, and `replay --as-of` the same); lifted and set again, it is the new event's."""
+    run = ledger.parent
+    assert cli.run("block", "user1@example.com", "--reason", "left", cwd=run).returncode == 0
+    assert cli.run("pause", "user2@example.com", cwd=run).returncode == 0
+    events = {
+        kind: (seq, ts)
+        for seq, kind, ts in cli.query(ledger, "SELECT seq, kind, ts FROM events ORDER BY seq")
+    }
+    status = cli.run_json("status", cwd=run)
+    [blocked], [paused] = status["blocked"], status["paused"]
+    assert (blocked["since_seq"], blocked["since"]) == events["BLOCK"]
+    assert (paused["since_seq"], paused["since"]) == events["PAUSE"]
+    seq, ts = events["BLOCK"]
+    shown = (
+        f"BLOCKED user1@example.com (all services) since {ts[:10]} {ts[11:19]} (seq {seq}): left"
+    )
+    assert shown in cli.run("status", cwd=run).stdout.splitlines()
+    assert shown in cli.run("replay", "--as-of", str(seq), cwd=run).stdout.splitlines()
+
+    assert cli.run("unblock", "user1@example.com", cwd=run).returncode == 0
+    assert cli.run("block", "user1@example.com", "--reason", "gone", cwd=run).returncode == 0
+    [again] = cli.run_json("status", cwd=run)["blocked"]
+    [(last,)] = cli.query(ledger, "SELECT max(seq) FROM events WHERE kind = 'BLOCK'")
+    assert again["since_seq"] == last > seq and again["reason"] == "gone"

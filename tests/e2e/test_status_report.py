@@ -16,7 +16,7 @@ from sweepledger.collectors.errors import Forbidden
 from sweepledger.collectors.protocol import FetchRequest, Page
 from sweepledger.collectors.runner import RunOptions, SweepRunner
 from sweepledger.ledger.events import Event, EventKind
-from sweepledger.projections.model import pair_order
+from sweepledger.projections.model import pair_order, since_text
 
 if TYPE_CHECKING:
     from conftest import SweepCLI
@@ -90,7 +90,9 @@ def test_status_and_replay_list_pairs_and_blocks_in_one_order(workdir: Path, cli
     assert any(a[0] == b[0] and a[1] == "gmail" for a, b in pairwise(pairs))
     text = cli.run("status", cwd=workdir).stdout.splitlines()
     assert [line for line in text if line.startswith("BLOCKED ")] == [
-        f"BLOCKED {subject} {service or '(all services)'}: test" for subject, service in blocked
+        f"BLOCKED {b['subject']} {b['service'] or '(all services)'} "
+        f"since {since_text(b['since'], b['since_seq'])}: test"
+        for b in status["blocked"]
     ]
 
 

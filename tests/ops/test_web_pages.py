@@ -16,6 +16,7 @@ import pytest
 from sweepledger.collectors import operations
 from sweepledger.collectors.runner import RunOptions, SweepRunner
 from sweepledger.collectors.sim.source import SimSource
+from sweepledger.projections.model import since_text
 
 if TYPE_CHECKING:
     from conftest import Ops
@@ -77,25 +78,28 @@ def test_the_overview_lists_blocked_and_paused_subjects_as_status_does(
     server: str, ledger: Path, ops: Ops
 ) -> None:
     """The page and its live fragment list every BLOCKED and PAUSED line `sweep status` lists,
-    with the scope and the operator's reason, though the flagged pairs are COMPLETE."""
+    with the scope, since when and the operator's reason, though the flagged pairs are
+    COMPLETE."""
     status = _status(ops, ledger)
+    every = "all services (gmail, drive)"
     expected = [
-        ["BLOCKED", b["subject"], b["service"] or "all services (gmail, drive)", b["reason"]]
+        ["BLOCKED", b["subject"], b["service"] or every, _since(b), b["reason"]]
         for b in status["blocked"]
-    ] + [
-        ["PAUSED", p["subject"], "all services (gmail, drive)", p["reason"]]
-        for p in status["paused"]
-    ]
-    assert expected == [
+    ] + [["PAUSED", p["subject"], every, _since(p), p["reason"]] for p in status["paused"]]
+    assert [row[:3] + row[4:] for row in expected] == [
         ["BLOCKED", "user1@example.com", "gmail", "mailbox migrating"],
-        ["BLOCKED", "user3@example.com", "all services (gmail, drive)", "left the company"],
-        ["PAUSED", "user2@example.com", "all services (gmail, drive)", "on leave"],
+        ["BLOCKED", "user3@example.com", every, "left the company"],
+        ["PAUSED", "user2@example.com", every, "on leave"],
     ]
     for path in ("/", "/partials/live"):
         code, html = _get(ops, server + path)
         assert code == 200
         assert _rows(html, "flags") == expected, path
         assert 'href="/pairs/gmail/user1@example.com"' in html
+
+
+def _since(flag: dict[str, Any]) -> str:
+    return since_text(flag["since"], flag["since_seq"])
 
 
 @pytest.mark.parametrize(
@@ -107,7 +111,7 @@ def test_the_overview_lists_blocked_and_paused_subjects_as_status_does(
     ],
 )
 def test_a_flagged_pairs_page_shows_the_flag_and_its_reason(
-    server: str, ops: Ops, path: str, line: str, swept: str | None
+    server: str, ledger: Path, ops: Ops, path: str, line: str, swept: str | None
 ) -> None:
     """A blocked or paused pair's page says BLOCKED or PAUSED with the reason, as `sweep
     status` does, and keeps the state its attempts left beside it; a pair blocked before it was
@@ -115,7 +119,13 @@ def test_a_flagged_pairs_page_shows_the_flag_and_its_reason(
     code, html = _get(ops, server + path)
     assert code == 200, html
     shown = re.search('<p class="flag"[^>]*>(.*?)</p>', html)
-    assert shown and unescape(re.sub("<[^>]+>", "", shown.group(1))) == line
+    assert shown
+    flag, since, reason = re.fullmatch(
+        r"(.*?) since (\S+ \S+ \(seq \d+\)): (.*)", unescape(re.sub("<[^>]+>", "", shown.group(1)))
+    ).groups()
+    assert f"{flag}: {reason}" == line
+    status = _status(ops, ledger)
+    assert since in [_since(f) for f in status["blocked"] + status["paused"]]
     fields = dict(_rows(html, "state"))
     assert fields["state"] == line.partition(" ")[0].rstrip(":")
     assert fields["swept_state"] == (swept or "NOT_STARTED")

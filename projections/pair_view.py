@@ -1,7 +1,8 @@
 """One pair as an operator inspects it: its state, cursors, attempts and SWEEP lines.
 
 Attempts are grouped from the pair's own events (START .. END), read newest-last through the
-ledger's `events_by_pair` index, so the page costs the same on any ledger size; an attempt with no
+ledger's `events_by_pair` index, so the page costs the same on any ledger size (unless the
+projection tables are stale, when its state is folded from the events); an attempt with no
 END is `open` while its run holds the lock and `interrupted` once it does not. A block or pause
 shows as `sweep status` shows it (BLOCKED or PAUSED, with the operator's reason); a subject in
 another letter case than the ledger's finds the pair, at the cost of decoding the latest roster.
@@ -19,13 +20,16 @@ from sweepledger.ledger.events import PAIR_PHASES, Event, EventKind
 from sweepledger.ledger.logline import render
 from sweepledger.ledger.store import SqliteStore
 
-from .attach import open_for_reading, read_snapshot
+from .attach import open_for_reading, projections_current, read_snapshot
+from .bulk import fold_ledger
+from .fold import State
 from .model import (
     NOT_STARTED,
     PARTIAL,
     SERVICES,
     OperatorFlag,
     PairRow,
+    SweepInfo,
     interrupted_detail,
     operator_flag,
     spelled_as,
@@ -145,20 +149,44 @@ class _Stored:
         return bool(self.events) or self.row is not None or self.flag is not None or self.in_sweep
 
 
-def _stored(store: SqliteStore, service: str, subject: str, flags: Flags) -> _Stored:
+class _Derived:
+    """The pair's derived rows: from the projection tables when they are current (indexed
+    reads), else from a fold of every event, as `sweep status` reads a ledger whose tables are
+    behind its head or of an older version (a read-only view never rebuilds them)."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.conn = store.conn
+        self.folded: State | None = None if projections_current(store) else fold_ledger(self.conn)
+        self.flags: Flags = (
+            load_flags(self.conn)
+            if self.folded is None
+            else (self.folded.blocked, self.folded.paused)
+        )
+
+    def pair(self, service: str, subject: str) -> PairRow | None:
+        if self.folded is not None:
+            return self.folded.pairs.get((service, subject))
+        row = self.conn.execute(
+            "SELECT * FROM pair_state WHERE service = ? AND subject = ?", (service, subject)
+        ).fetchone()
+        return None if row is None else pair_from_row(row)
+
+    def cursors(self, service: str, subject: str) -> dict[str, str]:
+        if self.folded is not None:
+            found = self.folded.pair_cursors(service, subject)
+            return {key: found[(svc, subj, key)].value for svc, subj, key in sorted(found)}
+        query = "SELECT key, value FROM sync_cursor WHERE service = ? AND subject = ? ORDER BY key"
+        return dict(self.conn.execute(query, (service, subject)).fetchall())
+
+    def sweep(self) -> SweepInfo | None:
+        return load_sweep(self.conn)[0] if self.folded is None else self.folded.sweep
+
+
+def _stored(store: SqliteStore, service: str, subject: str, derived: _Derived) -> _Stored:
     events, total = _pair_events(store, service, subject)
-    row = store.conn.execute(
-        "SELECT * FROM pair_state WHERE service = ? AND subject = ?", (service, subject)
-    ).fetchone()
-    cursors = dict(
-        store.conn.execute(
-            "SELECT key, value FROM sync_cursor WHERE service = ? AND subject = ? ORDER BY key",
-            (service, subject),
-        ).fetchall()
-    )
-    pair = None if row is None else pair_from_row(row)
     # a whole-subject flag names no service: it makes pages of the real services only
-    flag = operator_flag(subject, service, *flags) if service in SERVICES else None
+    flag = operator_flag(subject, service, *derived.flags) if service in SERVICES else None
+    pair, cursors = derived.pair(service, subject), derived.cursors(service, subject)
     return _Stored(events, total, pair, cursors, flag)
 
 
@@ -171,16 +199,16 @@ def _find(store: SqliteStore, service: str, subject: str) -> tuple[str, _Stored]
     which gives the ledger's spelling (or a flag gives it) and says whether the latest sweep
     has the pair at all (NOT_STARTED: swept by none of its runs yet).
     """
-    flags = load_flags(store.conn)
-    found = _stored(store, service, subject, flags)
+    derived = _Derived(store)
+    found = _stored(store, service, subject, derived)
     if found.events or found.row is not None:
         return subject, found
-    sweep, _ = load_sweep(store.conn)
+    sweep = derived.sweep()
     roster = [] if sweep is None else sweep.roster
-    blocked, paused = flags
+    blocked, paused = derived.flags
     spelled = spelled_as(subject, chain(roster, (name for name, _ in blocked), paused))
     if spelled != subject:
-        found = _stored(store, service, spelled, flags)
+        found = _stored(store, service, spelled, derived)
     found.in_sweep = sweep is not None and service in sweep.services and spelled in roster
     return spelled, found
 

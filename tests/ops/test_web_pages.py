@@ -16,6 +16,8 @@ import pytest
 from sweepledger.collectors import operations
 from sweepledger.collectors.runner import RunOptions, SweepRunner
 from sweepledger.collectors.sim.source import SimSource
+from sweepledger.ledger.events import EventKind, NewEvent
+from sweepledger.ledger.store import SqliteStore
 from sweepledger.projections.model import since_text
 
 if TYPE_CHECKING:
@@ -152,3 +154,45 @@ def test_a_pair_is_found_whatever_the_letter_case_of_its_subject(
     assert shown and unescape(shown.group(1)) + "\n" == log.stdout
     assert _get(ops, server + "/pairs/drive/USER9@example.com")[0] == 404
     assert _get(ops, server + "/pairs/docs/User3@example.com")[0] == 404
+
+
+@pytest.mark.parametrize("stale", ["behind the head", "older version"])
+def test_a_pairs_page_folds_the_events_when_the_tables_are_stale(
+    server: str, ledger: Path, ops: Ops, tmp_path: Path, stale: str
+) -> None:
+    """A read-only view never rebuilds the projection tables: when they are behind the head (an
+    event appended without them) or of an older projection version, a pair's page folds the
+    events instead, as `sweep status` does: it shows the new flag, and the state and cursors
+    the current tables give."""
+    db = tmp_path / "sweep.db"
+    db.write_bytes(ledger.read_bytes())
+    store = SqliteStore.open(db)  # no projector: the tables are not kept up to date
+    try:
+        with store.transaction() as tx:
+            data = {"subject": "user1@example.com", "service": "drive", "reason": "moved"}
+            tx.append(NewEvent(EventKind.BLOCK, subject="user1@example.com", data=data))
+        if stale == "older version":
+            store.conn.execute("UPDATE meta SET value = '1' WHERE key = 'projection_version'")
+            store.conn.execute("ALTER TABLE operator_flags DROP COLUMN ts")
+            store.conn.commit()
+    finally:
+        store.close()
+    [(block_seq,)] = ops.query(db, "SELECT max(seq) FROM events")
+    proc, base = ops.serve(db, tmp_path)
+    try:
+        code, html = _get(ops, base + "/pairs/drive/USER1@example.com")
+    finally:
+        proc.terminate()
+        ops.finish(proc)
+    assert code == 200, html
+    shown = re.search('<p class="flag"[^>]*>(.*?)</p>', html)
+    assert shown, html
+    assert re.fullmatch(
+        rf"BLOCKED drive since \S+ \S+ \(seq {block_seq}\): moved",
+        unescape(re.sub("<[^>]+>", "", shown.group(1))),
+    )
+    current = _get(ops, server + "/pairs/drive/user1@example.com")[1]
+    fields, before = dict(_rows(html, "state")), dict(_rows(current, "state"))
+    assert before["state"] == "COMPLETE"
+    assert (fields["state"], fields["swept_state"]) == ("BLOCKED", "COMPLETE")
+    assert _rows(html, "cursors") == _rows(current, "cursors") != []

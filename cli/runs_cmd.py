@@ -9,6 +9,7 @@ import click
 import orjson
 
 from sweepledger.ledger.logline import printable
+from sweepledger.projections.model import to_second
 from sweepledger.projections.runs import HISTORY_LIMIT, read_runs
 
 from .params import db_option, translate_errors
@@ -69,7 +70,7 @@ def runs_text(runs: list[dict[str, Any]]) -> str:
                 r["run_id"],
                 r["status"],
                 printable(r["trigger"] or "cli"),
-                r["started"][:19].replace("T", " "),
+                to_second(r["started"]),
                 duration,
                 f"{c['pairs_attempted']}/{c['pairs_completed']}/{c['pairs_partial']}/"
                 f"{c['pairs_errored']}",

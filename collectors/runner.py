@@ -44,6 +44,11 @@ EXIT_INCOMPLETE = 3
 EXIT_PAUSED = 75
 
 
+def exit_for_stop(reason: str | None) -> int:
+    """The exit of a run a stop request ended (DESIGN 12): 143 after SIGTERM, else 130."""
+    return 143 if reason == "SIGTERM" else 130
+
+
 def _last_event_age(db_path: Path) -> str:
     """`, last event 3.2s ago`, read without disturbing the live run."""
     try:
@@ -83,7 +88,7 @@ class StoppedBeforeStart(LedgerError):
         super().__init__(
             f"stopped by {reason or 'request'} while listing the subjects; nothing recorded"
         )
-        self.exit_code = 143 if reason == "SIGTERM" else 130
+        self.exit_code = exit_for_stop(reason)
 
 
 class ScopeMismatch(LedgerError):
@@ -536,7 +541,7 @@ class SweepRunner:
         figures = completeness(state.counters, sweep.services, run_live=True)
         complete = figures.complete
         if self.stop.is_set():
-            status, code = "interrupted", 143 if self.stop_reason == "SIGTERM" else 130
+            status, code = "interrupted", exit_for_stop(self.stop_reason)
         elif deadline is not None and time.monotonic() >= deadline and not complete:
             status, code = "paused", EXIT_PAUSED
         else:

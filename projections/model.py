@@ -77,10 +77,15 @@ class Flag(NamedTuple):
     ts: str
 
 
+def to_second(ts: str) -> str:
+    """A ledger timestamp as readers show it: `2026-11-23 12:30:12` (UTC, to the second)."""
+    return ts[:19].replace("T", " ")
+
+
 def since_text(ts: str, seq: int) -> str:
     """`2026-11-23 12:30:12 (seq 71)`: when a flag was set, to the second, and by which event
     (what `sweep status` and the web view say of every flag)."""
-    return f"{ts[:19].replace('T', ' ')} (seq {seq})"
+    return f"{to_second(ts)} (seq {seq})"
 
 
 def flag_record(flag: Flag) -> dict[str, Any]:

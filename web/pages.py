@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sweepledger.projections.live import daemon_text
-from sweepledger.projections.model import PAUSED, OperatorFlag, since_text
+from sweepledger.projections.model import PAUSED, OperatorFlag, since_text, to_second
 from sweepledger.projections.pair_view import AttemptView, PairView
 
 REFRESH_MS = 2000
@@ -29,7 +29,7 @@ def when(ts: object) -> str:
     if not ts:
         return "-"
     text = str(ts)
-    return f'<time datetime="{e(text)}" title="{e(text)}">{e(text[:19].replace("T", " "))}</time>'
+    return f'<time datetime="{e(text)}" title="{e(text)}">{e(to_second(text))}</time>'
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> str:

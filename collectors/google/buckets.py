@@ -8,9 +8,10 @@ backend can hold a bucket in one row and update it atomically.
 
 `AdaptiveRate` is the rate a bucket refills at, learned AIMD-style because the limiter is not
 told the quota. Refusals cut it (multiplicatively; at most once per round of news, since a
-refusal of a call reserved before the last cut was scheduled at the old rate and says nothing
-new), and while callers queue on the bucket and calls succeed it probes upward, quickly back to
-near the rate the last cut was made from, a few percent a second beyond it. A Google quota
+refusal of a call reserved before the last cut's queue had gone out was sent at the old rate
+and says nothing new), and while callers queue on the bucket and calls succeed it probes
+upward, quickly back to near the rate an episode's first cut was made from, a few percent a
+second beyond it. A Google quota
 window forgives the sawtooth: units left unused while the rate is below the quota are banked in
 the window (up to its size) and spent in the next climb. The rules that keep it from starving
 a sweep (evidence before a cut, the admitted rate as a bound, random refusals learned as noise,
@@ -55,6 +56,10 @@ class TokenBucket:
     def drain(self, now: float) -> None:
         """Empty the bucket: what follows is paced from now on, with no burst."""
         self.full_at = max(self.full_at, now + self.burst)
+
+    def queued_until(self, now: float) -> float:
+        """When the last reservation made so far goes out (`now` if none waits)."""
+        return max(now, self.full_at - self.burst)
 
     def level(self, now: float, rate: float) -> float:
         """Units the bucket holds at `now` (negative while reservations are queued)."""
@@ -124,6 +129,11 @@ class AdaptiveRate:
     noise: float = 0.0
     noise_at: float = NEVER
     last_cut: float = NEVER
+    news_after: float = NEVER
+    """A refusal is news of the rate only for a call reserved from then on: once every call
+    reserved before the last cut had been sent (they went at the old rate and left the
+    service's window empty; calls paced into an empty window are refused by jitter alone, and a
+    cascade of cuts on such refusals ends far below the quota)."""
     cut_from: float = 0.0
     saturated_at: float = NEVER
     probed_at: float = NEVER
@@ -132,6 +142,9 @@ class AdaptiveRate:
     cuts: int = 0
     first_outcome: float = NEVER
     episode: Episode | None = None
+    news: deque[float] = field(default_factory=deque)
+    """When the refusals that are news (see `news_after`) came, over the last `window`
+    seconds: `evidence` of them make a cut, so a cut after a cut needs news of its own."""
     outcomes: deque[tuple[float, int]] = field(default_factory=deque)
     """(time, units admitted), or (time, -1) for a refusal, over the last `window` seconds (at
     least the last `sample`)."""
@@ -165,11 +178,14 @@ class AdaptiveRate:
         if self.ceiling is not None:
             self.rate = min(self.rate, self.ceiling)
 
-    def refused(self, ticket: float, now: float, recent: float | None = None) -> bool:
+    def refused(
+        self, ticket: float, now: float, recent: float | None = None, queued: float = NEVER
+    ) -> bool:
         """A request reserved at `ticket` was refused for rate. Cut the rate (from the lower of
         the rate and `recent`, the rate actually sent lately, when known) unless the request
-        was paced before the last cut (old news: it was scheduled at the old rate), the evidence
-        is thin, or the refusals are noise; True if it cut."""
+        was reserved before the last cut's calls were sent (old news: see `news_after`), the
+        evidence is thin, or the refusals are noise; True if it cut. `queued`: when the last
+        call reserved so far goes out."""
         calm = now - self.last_refusal > self.quiet and self.admitted_in_a_row >= self.calm
         if calm or self.episode is None:
             self.episode = Episode(now, self.rate)
@@ -189,12 +205,11 @@ class AdaptiveRate:
             self.rate = max(self.rate, episode.rate)
             self.episode = Episode(now, self.rate)
             return False
-        refusals = sum(units < 0 for at, units in self.outcomes if at >= now - self.window)
-        if (
-            ticket < self.last_cut
-            or refusals < self.evidence
-            or share <= 1.5 * self.current_noise(now)
-        ):
+        if ticket >= self.news_after:
+            self.news.append(now)
+        while self.news and self.news[0] < now - self.window:
+            self.news.popleft()
+        if len(self.news) < self.evidence or share <= 1.5 * self.current_noise(now):
             return False
         base = self.rate if recent is None else min(self.rate, recent)
         self.cut_from = base
@@ -204,7 +219,14 @@ class AdaptiveRate:
             # rate is the best estimate of the quota, so no cut goes far below it
             cut = max(cut, self.measured * self.admitted(now, since=episode.start))
         self.rate = max(self.floor, min(cut, base))
+        if episode.cuts:
+            # an episode's first cut is from a rate that ran, only a little too fast: the
+            # rebound goes back near it. A further cut proves that rate far too fast (a quota
+            # lowered, not a sawtooth's overshoot): past the new rate, only careful probing
+            self.cut_from = self.rate
         self.last_cut = now
+        self.news_after = max(now, queued)
+        self.news.clear()
         self.cuts += 1
         episode.cuts += 1
         return True

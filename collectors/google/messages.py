@@ -161,7 +161,7 @@ class MessageFetcher:
             return _Round({}, ids, 0.0, True)
         answered = [answers[i] for i in ids if i in answers]
         charged = sum(metered(part.status, part.body) for part in answered)
-        refusals: dict[Scope, float] = {}
+        refusals: dict[Scope, float | None] = {}
         found = _Round({}, [i for i in ids if i not in answers], 0.0, len(answered) < len(ids))
         failure: CollectorError | None = None
         limited = 0
@@ -185,7 +185,7 @@ class MessageFetcher:
             if isinstance(refusal, RateLimited):
                 limited += 1
                 scope = scope_of(parse_error_body(part.body))
-                refusals[scope] = max(refusals.get(scope, 0.0), refusal.retry_after or 0.0)
+                refusals[scope] = _longer(refusals.get(scope), refusal.retry_after)
             else:
                 found.troubled = True
             found.again.append(message_id)
@@ -194,7 +194,7 @@ class MessageFetcher:
         if charged:
             limiter.succeeded(subject, GET_UNITS * charged, ticket)
         for scope, wait in refusals.items():
-            limiter.penalise(subject, scope, ticket, wait or None)
+            limiter.penalise(subject, scope, ticket, wait)
         if failure is not None:
             raise failure
         return found
@@ -203,6 +203,14 @@ class MessageFetcher:
         if error is not None and error.retry_after is not None:
             return min(error.retry_after, MAX_WAIT)
         return self._rng.uniform(0.0, min(2.0, 0.05 * 2**attempt))
+
+
+def _longer(known: float | None, hint: float | None) -> float | None:
+    """The longer of two "Retry after" hints, None only if neither part gave one: a hint of 0 s
+    (the window holds the units already) is not the same as none, which pauses a default."""
+    if known is None or hint is None:
+        return hint if known is None else known
+    return max(known, hint)
 
 
 @dataclass(slots=True)

@@ -51,6 +51,11 @@ RECENT = 3.0
 """Seconds of sends a project cut looks back on (when the bucket was not what held them)."""
 MIN_RECENT = 0.5
 MAX_BATCH_UNITS = 250
+UNSETTLED_BATCH_UNITS = 25
+"""The largest batch while refusals are recent (within `UNSETTLED` seconds of the last): a
+batch sent into an exhausted window is refused part by part, each part a refused call, and a
+batch of five messages brings the news of a lowered quota as fast as one of fifty."""
+UNSETTLED = 2.0
 
 
 class Scope(StrEnum):
@@ -152,33 +157,41 @@ class AdaptiveLimiter:
         with self._lock:
             now = self.clock()
             bucket = self._bucket(user)
-            user_at = bucket.reserve(units, now, self.user.rate)
-            project_at = self._project.reserve(units, now, self.project.rate)
-            if user_at > now:
-                self.user.saturated(user_at)
-            if project_at > now:
-                self.project.saturated(project_at)
             self._sent.append((now, units))
             while self._sent[0][0] < now - RECENT:
                 self._sent.popleft()
-            # after a pause the service's window is empty: the first call waits its own
-            # share of the refill too, or it would find the window short again
-            send_at = max(
-                user_at,
-                project_at,
-                bucket.paused_until + units / self.user.rate,
-                self._project.paused_until + units / self.project.rate,
-            )
+            send_at = self._reserve(bucket, units, now)
         while True:
             wait = send_at - self.clock()
             if wait > 0:
                 self.sleep(wait)
             with self._lock:
-                # a refusal seen while this caller slept holds it too
                 paused = max(bucket.paused_until, self._project.paused_until)
-            if paused <= send_at:
-                return now
-            send_at = paused
+                if paused <= send_at:
+                    return now
+                # a refusal seen while this caller slept: its turn was lost to the pause, so it
+                # takes a new one behind it at the rates now in force (the caller's ticket with
+                # it); released at the pause's end with every other caller held, it would go in
+                # a burst into the window the refusal found empty
+                now = self.clock()
+                send_at = self._reserve(bucket, units, now)
+
+    def _reserve(self, bucket: TokenBucket, units: int, now: float) -> float:
+        """The instant `units` may go as `bucket`'s user and for the project; under the lock."""
+        user_at = bucket.reserve(units, now, self.user.rate)
+        project_at = self._project.reserve(units, now, self.project.rate)
+        if user_at > now:
+            self.user.saturated(user_at)
+        if project_at > now:
+            self.project.saturated(project_at)
+        # after a pause the service's window is empty: the first call waits its own share of
+        # the refill too, or it would find the window short again
+        return max(
+            user_at,
+            project_at,
+            bucket.paused_until + units / self.user.rate,
+            self._project.paused_until + units / self.project.rate,
+        )
 
     def succeeded(self, user: str, units: int, ticket: float) -> None:
         with self._lock:
@@ -192,14 +205,17 @@ class AdaptiveLimiter:
             pause = DEFAULT_PAUSE if retry_after is None else min(max(retry_after, 0.0), MAX_PAUSE)
             self.refusals[scope] += 1
             if scope is Scope.USER:
-                self._bucket(user).pause(now + pause)
-                if self.user.refused(ticket, now):
+                bucket = self._bucket(user)
+                queued = bucket.queued_until(now)
+                bucket.pause(now + pause)
+                if self.user.refused(ticket, now, queued=queued):
                     # every mailbox ran at the rate just proved too high: none may burst now
                     for bucket in self._users.values():
                         bucket.drain(now)
             else:
+                queued = self._project.queued_until(now)
                 self._project.pause(now + pause)
-                self.project.refused(ticket, now, self._recent_rate(now))
+                self.project.refused(ticket, now, self._recent_rate(now), queued)
 
     def _recent_rate(self, now: float) -> float | None:
         """Units per second reserved over the last RECENT seconds (None before there were
@@ -216,7 +232,10 @@ class AdaptiveLimiter:
     def batch_units(self, user: str) -> int:
         with self._lock:
             rate = min(self.user.rate, self.project.rate)
-        return max(1, min(MAX_BATCH_UNITS, int(rate * self.burst)))
+            refused = max(self.user.last_refusal, self.project.last_refusal)
+            unsettled = self.clock() - refused < UNSETTLED
+        largest = UNSETTLED_BATCH_UNITS if unsettled else MAX_BATCH_UNITS
+        return max(1, min(largest, int(rate * self.burst)))
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sweepledger.collectors.emulator.server import EmulatorServer
-from sweepledger.collectors.google.messages import MODES
+from sweepledger.collectors.google.messages import MODES, _longer
 from sweepledger.collectors.google.source import GoogleSource
 from sweepledger.collectors.protocol import FetchRequest
 from sweepledger.collectors.sim.source import SimSource
@@ -94,3 +94,15 @@ def test_failing_gets_are_reported_and_retried_by_id(failing: EmulatorServer, mo
         assert after_last.exhausted and after_last.cursor == {"historyId": first.carry["historyId"]}
     finally:
         source.close()
+
+
+def test_a_batchs_refusals_keep_a_retry_in_0_s_as_a_hint() -> None:
+    """The longest "Retry after" of a batch's refused parts is what the limiter is handed. A
+    hint of 0 s (the window held the units again by the time the answer was read, as it does
+    at any high quota) is a hint, not its absence: None would hold every caller queued on the
+    project for the default pause instead."""
+    assert _longer(None, None) is None
+    assert _longer(None, 0.0) == 0.0
+    assert _longer(0.0, None) == 0.0
+    assert _longer(0.25, 0.5) == 0.5
+    assert _longer(0.5, 0.0) == 0.5

@@ -103,17 +103,37 @@ def test_the_cut_starts_from_what_was_actually_sent() -> None:
     assert rate.rate == pytest.approx(630.0)
 
 
-def test_refusals_of_calls_paced_before_the_cut_are_old_news() -> None:
-    """A call reserved before the cut was scheduled at the old rate: its refusal says nothing
-    about the new one. A call reserved after it does."""
+def test_refusals_of_calls_reserved_before_the_cut_went_out_are_old_news() -> None:
+    """A call reserved before the cut, or before every call queued then had gone out at the
+    old rate (`queued`: they leave the service's window empty), says nothing about the new
+    rate. A cut after a cut needs `evidence` refusals of its own that are news."""
     rate = _rate()
     _successes(rate, 0.0, 1.0, queued=False)
     rate.refused(1.0, 1.0)
-    assert rate.refused(1.0, 1.0)
-    assert not rate.refused(0.99, 1.05)
+    assert rate.refused(1.0, 1.0, queued=1.3)
     assert rate.rate == pytest.approx(700.0)
-    assert rate.refused(1.1, 1.15)
+    assert not rate.refused(0.99, 1.05)
+    assert not rate.refused(1.2, 1.35)
+    assert not rate.refused(1.25, 1.4)
+    assert rate.rate == pytest.approx(700.0)
+    assert not rate.refused(1.3, 1.45)
+    assert rate.refused(1.31, 1.46)
     assert rate.rate == pytest.approx(490.0)
+
+
+def test_a_second_cut_in_an_episode_is_not_rebounded_from() -> None:
+    """The first cut's rate had run, only a little too fast: the rate rebounds to near it.
+    A second cut in the same episode proves the rate it was made from far too fast (a quota
+    lowered): from then on the rate only probes, a few percent a second."""
+    rate = _rate()
+    _successes(rate, 0.0, 1.0, queued=False)
+    rate.refused(1.0, 1.0)
+    rate.refused(1.0, 1.0)
+    rate.refused(1.1, 1.1)
+    assert rate.refused(1.1, 1.1)
+    assert rate.rate == pytest.approx(490.0)
+    _successes(rate, 1.1, 4.0)
+    assert rate.rate == pytest.approx(490.0 * math.exp(0.05 * 1.9), rel=0.02)
 
 
 def test_probing_grows_the_rate_only_while_callers_queue_and_calls_succeed() -> None:

@@ -94,6 +94,45 @@ def test_hints_seed_and_cap_the_rates_and_size_the_batches() -> None:
     assert _limiter(clock).project.rate == DEFAULT_PROJECT_RATE
 
 
+def test_a_caller_held_by_a_pause_takes_a_new_turn_behind_it_at_the_rate_in_force() -> None:
+    """A refusal seen while a caller waits for its turn pauses the project; the caller goes
+    after the pause, paced at the rate then (cut by the refusals), not at the pause's end with
+    every other caller held, and its ticket is when it took the new turn."""
+    clock = FakeClock(now=10.0)
+    limiter = _limiter(clock, project_hint=100.0)
+    for _ in range(6):
+        limiter.acquire("a@x.com", 10)
+    refused_at: list[float] = []
+
+    def refusal_meanwhile(seconds: float) -> None:
+        if not refused_at:
+            refused_at.append(clock.now)
+            for _ in range(2):
+                limiter.penalise("b@x.com", Scope.PROJECT, 10.0, 1.0)
+        clock.sleep(seconds)
+
+    limiter.sleep = refusal_meanwhile
+    reserved = clock.now
+    ticket = limiter.acquire("a@x.com", 10)
+    assert limiter.project.rate < 100.0
+    assert ticket > reserved
+    assert clock.now == pytest.approx(refused_at[0] + 1.0 + 10 / limiter.project.rate)
+
+
+def test_batches_stay_small_while_refusals_are_recent() -> None:
+    """A batch sent into an exhausted window is refused part by part: for two seconds after
+    a refusal a batch carries at most five messages' units, then the rate sizes it again."""
+    clock = FakeClock(now=10.0)
+    limiter = _limiter(clock, user_hint=1000.0, project_hint=2000.0)
+    assert limiter.batch_units("a@x.com") == 250
+    limiter.penalise("a@x.com", Scope.USER, clock.now, 0.0)
+    assert limiter.batch_units("a@x.com") == 25
+    clock.sleep(1.9)
+    assert limiter.batch_units("b@x.com") == 25
+    clock.sleep(0.2)
+    assert limiter.batch_units("a@x.com") == 250
+
+
 def test_the_plain_policy_never_waits() -> None:
     clock = FakeClock()
     plain = NoPacing(clock)

@@ -86,8 +86,9 @@ DEFAULT_SOURCE = "sim://"
     "--max-seconds",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Stop at the next page boundary after this many seconds; the run ends "
-    "paused (exit 75). Also $MAX_SECONDS_PER_RUN unless $RUN_TO_COMPLETION=true.",
+    help="Stop at the next page boundary after this many seconds (a retry or quota wait "
+    "under way ends then); the run ends paused (exit 75). Also $MAX_SECONDS_PER_RUN unless "
+    "$RUN_TO_COMPLETION=true.",
 )
 @click.option(
     "--workers",

@@ -62,6 +62,10 @@ class AttemptLimits:
     max_attempts: int = 3
     """Permanent failures (Forbidden, NotFound) in a sweep before the pair is blocked."""
 
+    def spent(self) -> bool:
+        """The time budget is spent: the attempt stops with reason `budget`."""
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
 
 @dataclass(frozen=True, slots=True)
 class AttemptResult:
@@ -463,10 +467,10 @@ class PairAttempt:
         raise _Stop("partial", f"{len(self.outstanding)} items outstanding: {ids}{more}")
 
     def _check_limits(self) -> None:
+        if self.limits.spent():
+            raise _Stop("budget")
         if self.stop.is_set():
             raise _Stop("interrupted")
-        if self.limits.deadline is not None and time.monotonic() >= self.limits.deadline:
-            raise _Stop("budget")
         if self.limits.max_pages is not None and self.pages >= self.limits.max_pages:
             raise _Stop("partial")
 
@@ -602,8 +606,9 @@ class PairAttempt:
 
     def _fail(self, snap: _Snapshot, error: Exception, *, reason: str = "error") -> AttemptResult:
         error = self._settle() or error
-        if isinstance(error, Stopped):
-            return self._skip("interrupted", cost=self._unrecorded())
+        if isinstance(error, Stopped):  # a wait cut short: by the budget, or by a stop
+            reason = "budget" if self.limits.spent() else "interrupted"
+            return self._skip(reason, cost=self._unrecorded())
         err = error.error_class if isinstance(error, CollectorError) else "Internal"
         detail = str(error)
         events = [

@@ -194,8 +194,13 @@ class SweepRunner:
         self.options = options
         self.streams = streams
         self.stop = stop or threading.Event()
+        """Set when a stop is asked (a signal): the run ends `interrupted`."""
+        self.halt = threading.Event()
+        """Set by a stop request or when the time budget is spent: every wait of the run
+        (retries, pacing, the pause between passes) watches this one, so neither a signal nor
+        `--max-seconds` waits out a backoff of a minute."""
         if isinstance(source, Interruptible):
-            source.stop_on(self.stop)
+            source.stop_on(self.halt)
         self.stop_reason: str | None = None
         self.on_commit = on_commit
         self.run_id = new_id("run")
@@ -207,14 +212,18 @@ class SweepRunner:
         """Ask the run to stop at the next page boundary (signals call this)."""
         self.stop_reason = reason
         self.stop.set()
+        self.halt.set()
 
     def run(self) -> RunOutcome:
+        if self.stop.is_set():  # a caller's stop, set before the run began
+            self.halt.set()
         if not (self.db_path.exists() and self.db_path.stat().st_size > 0):
             # a new ledger: list the subjects before the file exists, so a source that cannot
             # answer leaves nothing behind
             self._new_roster()
         started = time.monotonic()
         deadline = None if self.options.max_seconds is None else started + self.options.max_seconds
+        budget = self._budget_timer(deadline)
         lock = self.held_lock or acquire_writer_lock(self.db_path, self.run_id)
         if self.held_lock is not None:
             lock.announce(self.run_id)
@@ -230,8 +239,24 @@ class SweepRunner:
             finally:
                 store.close()
         finally:
+            if budget is not None:
+                budget.cancel()
             if self.held_lock is None:
                 lock.release()
+
+    def _budget_timer(self, deadline: float | None) -> threading.Timer | None:
+        """A timer that halts the run when its time budget is spent (None without one)."""
+        if deadline is None:
+            return None
+
+        def spent() -> None:
+            time.sleep(max(0.0, deadline - time.monotonic()))  # never a moment early
+            self.halt.set()
+
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), spent)
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def _run(self, writer: Writer, started: float, deadline: float | None) -> RunOutcome:
         opts = self.options
@@ -306,7 +331,7 @@ class SweepRunner:
         results: list[AttemptResult] = []
         planned = 0
         for number in range(max(1, opts.passes)):
-            if number and (self.stop.is_set() or self.stop.wait(opts.retry_wait)):
+            if number and (self.halt.is_set() or self.halt.wait(opts.retry_wait)):
                 break
             plan = writer.read(
                 lambda s: resume_plan(
@@ -322,7 +347,7 @@ class SweepRunner:
             planned = planned or len(plan)
             self.planned = planned
             results += self._run_plan(writer, sweep_id, plan, limits)
-            if self.stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+            if self._should_stop(limits):
                 break
         return self._end(writer, sweep_id, started, deadline, planned, results)
 
@@ -419,7 +444,7 @@ class SweepRunner:
                 self.source.roster,
                 self.options.policy,
                 RetryTally(),
-                stop=self.stop,
+                stop=self.halt,
                 rng=random.Random(0),
             )
         except Stopped:
@@ -480,7 +505,7 @@ class SweepRunner:
                 service=service,
                 subject=subject,
                 limits=limits,
-                stop=self.stop,
+                stop=self.halt,
                 rng=rng,
             ).run()
 
@@ -522,9 +547,7 @@ class SweepRunner:
         return results
 
     def _should_stop(self, limits: AttemptLimits) -> bool:
-        return self.stop.is_set() or (
-            limits.deadline is not None and time.monotonic() >= limits.deadline
-        )
+        return self.halt.is_set() or limits.spent()
 
     def _end(
         self,

@@ -176,6 +176,37 @@ def test_time_budget_pauses_and_the_next_run_continues(workdir: Path, cli: Sweep
     assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
 
 
+def test_time_budget_cuts_a_pacing_wait_short(
+    workdir: Path, cli: SweepCLI, emulators: EmulatorFactory
+) -> None:
+    """--max-seconds ends a run that is waiting for the quota at the budget, not after the
+    wait (a page at one unit a second takes minutes): exit 75 within seconds, the attempt
+    skipped with reason budget, the run paused; once the quota is lifted the same command
+    converges."""
+    emulator = emulators(PACED)
+    args = ("run", "--exhaust", "--source", emulator.source)
+    started = time.monotonic()
+    paused = cli.run(*args, "--max-seconds", "2", cwd=workdir, timeout=120)
+    took = time.monotonic() - started
+    assert paused.returncode == 75, paused.stderr[-2000:]
+    assert took < 15, f"the run went on {took:.1f} s past a 2 s budget"
+    assert emulator.quota()["refused_total"] >= 1  # it did wait for the quota
+    assert "phase=CURSOR_SKIP" in paused.stderr and "reason:budget" in paused.stderr
+    assert "reason:interrupted" not in paused.stderr
+    db = workdir / "sweep.db"
+    ends = cli.query(
+        db,
+        "SELECT json_extract(data, '$.status'), json_extract(data, '$.reason') FROM events "
+        "WHERE kind = 'RUN_END'",
+    )
+    assert ends == [("paused", "budget")]
+    assert cli.run("check", cwd=workdir).returncode == 0
+    emulator.set_quota(quota_user=None)
+    again = cli.run(*args, cwd=workdir)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
+
+
 def test_max_seconds_env_applies_unless_run_to_completion(workdir: Path, cli: SweepCLI) -> None:
     """$MAX_SECONDS_PER_RUN pauses a run (exit 75) unless $RUN_TO_COMPLETION is true."""
     args = ("run", "--exhaust", "--source", "sim://?subjects=2&latency_ms=30&page_size=5")

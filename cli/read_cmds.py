@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import heapq
 import sqlite3
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import click
 import orjson
 
-from sweepledger.ledger.events import PAIR_PHASES
+from sweepledger.ledger.events import PAIR_PHASES, Event
 from sweepledger.ledger.logline import render
+from sweepledger.ledger.store import SqliteStore
 from sweepledger.projections.api import check_ledger, read_status, replay
-from sweepledger.projections.attach import open_for_reading
+from sweepledger.projections.attach import open_for_reading, projections_current, read_snapshot
 from sweepledger.projections.model import SERVICES, subject_key
 from sweepledger.projections.status import PROBLEM_LIMIT
 
@@ -118,24 +121,49 @@ def log_command(
         ("run_id = ?", run_id),
         ("sweep_id = ?", sweep_id),
         ("service = ?", service),
-        ("subject_key(subject) = ?", None if subject is None else subject_key(subject)),
         ("kind = ?", phase),
     ):
         if value is not None:
             clauses.append(condition)
             params.append(value)
-    with open_for_reading(db) as store:
+    with open_for_reading(db) as store, read_snapshot(store):
         # emails compare as everywhere else (`model.subject_key`), not by SQLite's ASCII NOCASE
         store.conn.create_function("subject_key", 1, _sql_subject_key, deterministic=True)
+        pairs = None if subject is None else _pairs_named(store, subject, service)
+        if subject is None:
+            events: Iterable[Event] = store.read_where(" AND ".join(clauses), params)
+        elif pairs is None:  # tables behind the events: every event is read
+            clauses.append("subject_key(subject) = ?")
+            events = store.read_where(" AND ".join(clauses), [*params, subject_key(subject)])
+        else:  # each pair's events through the pair index, merged back into seq order
+            where = " AND ".join([*clauses, "service = ?", "subject = ?"])
+            events = heapq.merge(
+                *(store.read_where(where, [*params, *pair]) for pair in pairs),
+                key=lambda event: event.seq,
+            )
         out = sys.stdout
         written = 0
-        for event in store.read_where(" AND ".join(clauses), params):
+        for event in events:
             out.write(render(event) + "\n")
             written += 1
         if not written:
             _refuse_unknown_ids(store.conn, db, run_id, sweep_id)
-            if subject is not None:
+            if subject is not None and not pairs:
                 _refuse_unknown_subject(store.conn, db, subject)
+
+
+def _pairs_named(store: SqliteStore, subject: str, service: str | None) -> list[Any] | None:
+    """The (service, subject) pairs whose stored subject is `subject` in any spelling (by
+    `subject_key`), from the pair table, so that `log --subject` reads one subject's events
+    through the pair index instead of every event; None if the tables are behind the events."""
+    if not projections_current(store):
+        return None
+    sql = "SELECT service, subject FROM pair_state WHERE subject_key = ?"
+    args: list[object] = [subject_key(subject)]
+    if service is not None:
+        sql += " AND service = ?"
+        args.append(service)
+    return store.conn.execute(sql, args).fetchall()
 
 
 def _sql_subject_key(value: object) -> str | None:

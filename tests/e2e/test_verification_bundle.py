@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,3 +77,62 @@ def test_log_subject_filter_folds_case_like_every_other_subject_match(
         tx.append(NewEvent(EventKind.START, "sweep-1", "run-1", "gmail", subject, {"attempt": 1}))
     lines = cli.run("log", "--subject", "émile@CORP.example", cwd=workdir).stdout.splitlines()
     assert len(lines) == 1 and f"subject={subject} phase=START" in lines[0]
+
+
+def test_log_subject_gives_every_spelling_in_seq_order_from_tables_or_events(
+    workdir: Path, cli: SweepCLI
+) -> None:
+    """`log --subject` reads one subject's pairs through the pair index when the projection
+    tables are current, and every event when they are behind: both give the events of every
+    stored spelling of the subject, interleaved with nothing else, in seq order."""
+    spellings = ("Émile@corp.example", "émile@CORP.example")
+    other = "zoe@corp.example"
+    store, _ = open_for_writing(workdir / "sweep.db", create=True)
+    with store, store.transaction() as tx:
+        tx.append(NewEvent(EventKind.RUN_START, "sweep-1", "run-1", data={"pid": 1}))
+        tx.append(
+            NewEvent(
+                EventKind.SWEEP_OPEN,
+                "sweep-1",
+                "run-1",
+                data={
+                    "roster": [spellings[0], other],
+                    "services": ["gmail", "drive"],
+                    "source": "sim://",
+                },
+            )
+        )
+        for service, subject in [
+            ("gmail", spellings[0]),
+            ("drive", other),
+            ("drive", spellings[1]),
+            ("gmail", other),
+        ]:
+            tx.append(
+                NewEvent(EventKind.START, "sweep-1", "run-1", service, subject, {"attempt": 1})
+            )
+        tx.append(NewEvent(EventKind.PAGE, "sweep-1", "run-1", "gmail", spellings[0], {"count": 0}))
+    db = workdir / "sweep.db"
+    expected = [
+        (service, subject, kind)
+        for service, subject, kind in cli.query(
+            db, "SELECT service, subject, kind FROM events WHERE service IS NOT NULL ORDER BY seq"
+        )
+        if subject in spellings
+    ]
+    assert len(expected) == 3
+
+    def logged() -> list[tuple[str, str, str]]:
+        done = cli.run("log", "--subject", "ÉMILE@corp.example", cwd=workdir)
+        assert done.returncode == 0, done.stderr
+        fields = [
+            dict(f.split("=", 1) for f in line.split()[1:4])
+            for line in done.stdout.split("\n")
+            if line
+        ]
+        return [(f["service"], f["subject"], f["phase"]) for f in fields]
+
+    assert logged() == expected
+    with sqlite3.connect(db) as conn:  # the tables now read as of another version
+        conn.execute("UPDATE meta SET value = 'behind' WHERE key = 'projection_version'")
+    assert logged() == expected

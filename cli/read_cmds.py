@@ -149,7 +149,7 @@ def log_command(
         if not written:
             _refuse_unknown_ids(store.conn, db, run_id, sweep_id)
             if subject is not None and not pairs:
-                _refuse_unknown_subject(store.conn, db, subject)
+                _refuse_unknown_subject(store.conn, db, subject, scan=pairs is None)
 
 
 def _pairs_named(store: SqliteStore, subject: str, service: str | None) -> list[Any] | None:
@@ -190,19 +190,29 @@ def _refuse_unknown_ids(
             raise UserError(f"no {noun} {value} in {db} ({where})", 2)
 
 
-def _refuse_unknown_subject(conn: sqlite3.Connection, db: str, subject: str) -> None:
+def _refuse_unknown_subject(conn: sqlite3.Connection, db: str, subject: str, *, scan: bool) -> None:
     """No line matched: say so if no event and no sweep's roster names `subject` (compared by
     `subject_key`, as the filter compares it), as for an unknown run or sweep id; a subject the
-    ledger knows but without lines (paused, blocked, not reached yet) is a plain empty answer."""
+    ledger knows but without lines (paused, blocked, not reached yet) is a plain empty answer.
+    `scan`: the tables are behind, so every event is searched for the subject; else the pair
+    table has said no pair names it and only the rosters (each sweep's SWEEP_OPEN) are read."""
     key = subject_key(subject)
-    named = conn.execute(
-        "SELECT 1 FROM events WHERE subject_key(subject) = ? LIMIT 1", (key,)
-    ).fetchone()
+    named = (
+        scan
+        and conn.execute(
+            "SELECT 1 FROM events WHERE subject_key(subject) = ? LIMIT 1", (key,)
+        ).fetchone()
+    )
+    opened = (
+        "SELECT seq FROM events WHERE kind = 'SWEEP_OPEN'"
+        if scan
+        else "SELECT opened_seq FROM sweeps"
+    )
     listed = (
         named
         or conn.execute(
             "SELECT 1 FROM events, json_each(events.data, '$.roster') AS listed "
-            "WHERE events.kind = 'SWEEP_OPEN' AND subject_key(listed.value) = ? LIMIT 1",
+            f"WHERE events.seq IN ({opened}) AND subject_key(listed.value) = ? LIMIT 1",
             (key,),
         ).fetchone()
     )

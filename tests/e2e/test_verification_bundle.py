@@ -84,7 +84,8 @@ def test_log_subject_gives_every_spelling_in_seq_order_from_tables_or_events(
 ) -> None:
     """`log --subject` reads one subject's pairs through the pair index when the projection
     tables are current, and every event when they are behind: both give the events of every
-    stored spelling of the subject, interleaved with nothing else, in seq order."""
+    stored spelling of the subject, interleaved with nothing else, in seq order; both answer a
+    subject only a roster names with no lines, and refuse one nothing names."""
     spellings = ("Émile@corp.example", "émile@CORP.example")
     other = "zoe@corp.example"
     store, _ = open_for_writing(workdir / "sweep.db", create=True)
@@ -96,7 +97,7 @@ def test_log_subject_gives_every_spelling_in_seq_order_from_tables_or_events(
                 "sweep-1",
                 "run-1",
                 data={
-                    "roster": [spellings[0], other],
+                    "roster": [spellings[0], other, "Yan@corp.example"],
                     "services": ["gmail", "drive"],
                     "source": "sim://",
                 },
@@ -132,7 +133,15 @@ def test_log_subject_gives_every_spelling_in_seq_order_from_tables_or_events(
         ]
         return [(f["service"], f["subject"], f["phase"]) for f in fields]
 
+    def roster_only_and_unknown() -> tuple[int, str, int, str]:
+        listed = cli.run("log", "--subject", "yan@CORP.example", cwd=workdir)
+        unknown = cli.run("log", "--subject", "nobody@corp.example", cwd=workdir)
+        return listed.returncode, listed.stdout, unknown.returncode, unknown.stderr.strip()
+
+    refused = "Error: no subject nobody@corp.example in sweep.db (no roster or event names it)"
     assert logged() == expected
+    assert roster_only_and_unknown() == (0, "", 2, refused)
     with sqlite3.connect(db) as conn:  # the tables now read as of another version
         conn.execute("UPDATE meta SET value = 'behind' WHERE key = 'projection_version'")
     assert logged() == expected
+    assert roster_only_and_unknown() == (0, "", 2, refused)

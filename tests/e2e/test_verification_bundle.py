@@ -57,35 +57,15 @@ def test_log_rerenders_exactly_what_the_run_printed(workdir: Path, cli: SweepCLI
     assert len(ends.stdout.splitlines()) == 3
 
 
-def test_log_subject_filter_folds_case_like_every_other_subject_match(
-    workdir: Path, cli: SweepCLI
-) -> None:
-    """`log --subject` matches emails case-folded, as `--subjects` and the operator commands
-    do, non-ASCII letters included (SQLite's NOCASE folds ASCII only)."""
-    subject = "Émile@corp.example"
-    store, _ = open_for_writing(workdir / "sweep.db", create=True)
-    with store, store.transaction() as tx:
-        tx.append(NewEvent(EventKind.RUN_START, "sweep-1", "run-1", data={"pid": 1}))
-        tx.append(
-            NewEvent(
-                EventKind.SWEEP_OPEN,
-                "sweep-1",
-                "run-1",
-                data={"roster": [subject], "services": ["gmail"], "source": "sim://"},
-            )
-        )
-        tx.append(NewEvent(EventKind.START, "sweep-1", "run-1", "gmail", subject, {"attempt": 1}))
-    lines = cli.run("log", "--subject", "émile@CORP.example", cwd=workdir).stdout.splitlines()
-    assert len(lines) == 1 and f"subject={subject} phase=START" in lines[0]
-
-
 def test_log_subject_gives_every_spelling_in_seq_order_from_tables_or_events(
     workdir: Path, cli: SweepCLI
 ) -> None:
-    """`log --subject` reads one subject's pairs through the pair index when the projection
-    tables are current, and every event when they are behind: both give the events of every
-    stored spelling of the subject, interleaved with nothing else, in seq order; both answer a
-    subject only a roster names with no lines, and refuse one nothing names."""
+    """`log --subject` matches emails case-folded, as `--subjects` and the operator commands
+    do, non-ASCII letters included (SQLite's NOCASE folds ASCII only). It reads one subject's
+    pairs through the pair index when the projection tables are current, and every event when
+    they are behind: both give the events of every stored spelling of the subject, interleaved
+    with nothing else, in seq order; both answer a subject only a roster names with no lines,
+    and refuse one nothing names."""
     spellings = ("Émile@corp.example", "émile@CORP.example")
     other = "zoe@corp.example"
     store, _ = open_for_writing(workdir / "sweep.db", create=True)

@@ -223,10 +223,10 @@ class SweepRunner:
             self._new_roster()
         started = time.monotonic()
         deadline = None if self.options.max_seconds is None else started + self.options.max_seconds
-        budget = self._budget_timer(deadline)
         lock = self.held_lock or acquire_writer_lock(self.db_path, self.run_id)
         if self.held_lock is not None:
             lock.announce(self.run_id)
+        budget = self._budget_timer(deadline)
         try:
             store, projector = open_for_writing(self.db_path, create=True)
             try:

@@ -349,7 +349,7 @@ class SweepRunner:
             results += self._run_plan(writer, sweep_id, plan, limits)
             if self._should_stop(limits):
                 break
-        return self._end(writer, sweep_id, started, deadline, planned, results)
+        return self._end(writer, sweep_id, started, limits, planned, results)
 
     def _ledger_figures(self, state: State) -> tuple[int | None, float | None]:
         """This run's items and seconds as the ledger has them (its folded `fetched` counter,
@@ -554,7 +554,7 @@ class SweepRunner:
         writer: Writer,
         sweep_id: str,
         started: float,
-        deadline: float | None,
+        limits: AttemptLimits,
         planned: int,
         results: list[AttemptResult],
     ) -> RunOutcome:
@@ -565,7 +565,7 @@ class SweepRunner:
         complete = figures.complete
         if self.stop.is_set():
             status, code = "interrupted", exit_for_stop(self.stop_reason)
-        elif deadline is not None and time.monotonic() >= deadline and not complete:
+        elif limits.spent() and not complete:
             status, code = "paused", EXIT_PAUSED
         else:
             status, code = "completed", EXIT_COMPLETE if complete else EXIT_INCOMPLETE

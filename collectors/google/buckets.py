@@ -11,11 +11,11 @@ told the quota. Refusals cut it (multiplicatively; at most once per round of new
 refusal of a call reserved before the last cut's queue had gone out was sent at the old rate
 and says nothing new), and while callers queue on the bucket and calls succeed it probes
 upward, quickly back to near the rate an episode's first cut was made from, a few percent a
-second beyond it. A Google quota
-window forgives the sawtooth: units left unused while the rate is below the quota are banked in
-the window (up to its size) and spent in the next climb. The rules that keep it from starving
-a sweep (evidence before a cut, the admitted rate as a bound, random refusals learned as noise,
-growth that goes on at a rate so low that each call waits seconds) are on the class.
+second beyond it. A Google quota window forgives the sawtooth: units left unused while the rate
+is below the quota are banked in the window (up to its size) and spent in the next climb. The
+rules that keep it from starving a sweep (evidence before a cut, the admitted rate as a bound,
+random refusals learned as noise, growth that goes on at a rate so low that each call waits
+seconds) are on the class.
 """
 
 from __future__ import annotations

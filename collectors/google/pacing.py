@@ -210,8 +210,8 @@ class AdaptiveLimiter:
                 bucket.pause(now + pause)
                 if self.user.refused(ticket, now, queued=queued):
                     # every mailbox ran at the rate just proved too high: none may burst now
-                    for bucket in self._users.values():
-                        bucket.drain(now)
+                    for each in self._users.values():
+                        each.drain(now)
             else:
                 queued = self._project.queued_until(now)
                 self._project.pause(now + pause)

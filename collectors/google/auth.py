@@ -32,6 +32,7 @@ from google.auth import transport
 from google.oauth2 import service_account
 
 from sweepledger.collectors.errors import Auth, CollectorError, Transient
+from sweepledger.collectors.google.inflight import StoppableHttp
 
 SCOPE_PREFIX = "https://www.googleapis.com/auth/"
 
@@ -56,9 +57,10 @@ class _Response(transport.Response):
 
 
 class HttpxTransport(transport.Request):
-    """google-auth's transport over the source's pooled httpx client (token exchanges only)."""
+    """google-auth's transport over the source's pooled httpx client (token exchanges only); a
+    stop ends an exchange in flight with `Stopped`, which google-auth lets through."""
 
-    def __init__(self, client: httpx.Client) -> None:
+    def __init__(self, client: StoppableHttp) -> None:
         self._client = client
 
     def __call__(

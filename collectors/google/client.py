@@ -9,7 +9,8 @@ is Auth. Every call first takes its quota units from the source's `QuotaLimiter`
 a refusal for rate is reported to it and, when it paces, the call is made again once the limiter
 lets it (up to PACED_RETRIES times, so a page is not refetched whole for one refused call; a
 wait longer than `pacing.MAX_PAUSE` goes to the runner). Waits end at once on a stop request:
-the limiter's raise `Stopped`, as the runner's do.
+the limiter's raise `Stopped`, as the runner's do, and so does a request in flight (`inflight`:
+a stop does not wait out a hung call's read timeout).
 
 Every call is counted in the caller's `CallTally`, which becomes the PAGE event's `requests`,
 `rate_limited` and `quota_units`: one request per API call (a Gmail batch counts its parts, as
@@ -39,6 +40,7 @@ from sweepledger.collectors.errors import (
 )
 from sweepledger.collectors.google.auth import HttpxTransport, TokenCache, load_credentials
 from sweepledger.collectors.google.config import GoogleConfig
+from sweepledger.collectors.google.inflight import StoppableHttp, StoppedInFlight
 from sweepledger.collectors.google.pacing import MAX_PAUSE, NoPacing, QuotaLimiter, scope_of
 from sweepledger.collectors.google.responses import (
     RATE_LIMIT_REASONS,
@@ -150,10 +152,14 @@ class ApiClient:
     ) -> None:
         self.config = config
         self.limiter: QuotaLimiter = limiter or NoPacing()
-        self.http = httpx.Client(
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            headers={"User-Agent": USER_AGENT},
+        self.http = StoppableHttp(
+            httpx.Client(
+                limits=httpx.Limits(
+                    max_connections=connections, max_keepalive_connections=connections
+                ),
+                timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+                headers={"User-Agent": USER_AGENT},
+            )
         )
         try:
             credentials = load_credentials(key)
@@ -226,6 +232,9 @@ class ApiClient:
                 response = self.http.request(
                     method, url, params=params, content=content, headers=request_headers
                 )
+            except StoppedInFlight:
+                tally.count(requests=1)
+                raise
             except httpx.TimeoutException as error:
                 tally.count(requests=1)
                 raise Transient(f"{name}: timed out ({type(error).__name__})") from None

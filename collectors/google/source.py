@@ -16,8 +16,9 @@ count kept between calls is for the ledger's counters, not for correctness: the 
 calls of `units()` are added to the pair's next page in this process (its START has no counters).
 
 Every wait of the source (the default limiter's pacing, a message's retry, the roster's) is
-`pause`, which the runner's stop event ends at once (`stop_on`): a stopped fetch raises `Stopped`
-with what it spent, and the runner records the attempt interrupted.
+`pause`, which the runner's stop event ends at once (`stop_on`), and so does a request in flight
+(`inflight`): a stopped fetch raises `Stopped` with what it spent, and the runner records the
+attempt interrupted.
 """
 
 from __future__ import annotations
@@ -91,8 +92,10 @@ class GoogleSource:
         self.drive = DriveReader(self.client)
 
     def stop_on(self, stop: threading.Event) -> None:
-        """End every wait of the source as soon as `stop` is set (`protocol.Interruptible`)."""
+        """End every wait and request of the source as soon as `stop` is set
+        (`protocol.Interruptible`)."""
         self.stop = stop
+        self.client.http.stop_on(stop)
 
     def pause(self, seconds: float) -> None:
         """Wait `seconds`, or raise Stopped as soon as a stop is requested."""

@@ -97,6 +97,52 @@ def test_a_signal_ends_a_quota_pacing_wait_at_once(
     assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
 
 
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_does_not_wait_for_a_hung_request(
+    workdir: Path, cli: SweepCLI, emulators: EmulatorFactory, signum: signal.Signals, code: int
+) -> None:
+    """Google calls that hang (the emulator now answering after a minute) do not hold a
+    stop: the run leaves them in flight and exits 143/130 within 3 s (it used to wait out the
+    client's 30 s read timeout), each open attempt recorded interrupted; the ledger checks
+    clean, and once the API answers again the same command converges."""
+    workspace = "sim://?subjects=2&seed=21&latency_ms=100"
+    emulator = emulators(workspace)
+    db = workdir / "sweep.db"
+    args = ("run", "--exhaust", "--source", emulator.source)
+    proc = cli.start(*args, cwd=workdir)
+    try:
+        _wait_for(cli, db, "SELECT COUNT(*) FROM events WHERE kind = 'START'")
+        emulator.serve(workspace.replace("latency_ms=100", "latency_ms=60000"))
+        time.sleep(1)  # the calls made before are answered; every call since hangs
+        assert proc.poll() is None
+        sent = time.monotonic()
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    took = time.monotonic() - sent
+    assert proc.returncode == code
+    assert took < 3, f"the run took {took:.1f} s to stop"
+    assert "phase=CURSOR_SKIP" in err and "reason:interrupted" in err
+    assert "Traceback" not in err and "Exception in thread" not in err
+    ends = cli.query(db, "SELECT json_extract(data, '$.status') FROM events WHERE kind='RUN_END'")
+    assert ends == [("interrupted",)]
+    open_attempts = cli.query(
+        db,
+        "SELECT COUNT(*) FROM events WHERE kind = 'START' AND seq > (SELECT COALESCE(MAX(seq), 0) "
+        "FROM events e WHERE e.kind = 'END' AND e.service = events.service "
+        "AND e.subject = events.subject)",
+    )
+    assert open_attempts == [(0,)]
+    assert cli.run("check", cwd=workdir).returncode == 0
+    emulator.serve(workspace)
+    again = cli.run(*args, cwd=workdir)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
+
+
 def test_second_run_exits_4_naming_the_holder(workdir: Path, cli: SweepCLI) -> None:
     """While a run holds the ledger, a second `sweep run` exits 4 within a second, naming the
     holding run's id, pid and host, and changes nothing."""

@@ -15,6 +15,7 @@ from sweepledger.collectors.errors import Auth, RateLimited, Transient
 from sweepledger.collectors.google.auth import HttpxTransport, TokenCache, load_credentials
 from sweepledger.collectors.google.client import ApiClient, CallTally
 from sweepledger.collectors.google.config import GoogleConfig
+from sweepledger.collectors.google.inflight import StoppableHttp
 
 GMAIL = ("https://www.googleapis.com/auth/gmail.readonly",)
 USER = "user1@example.com"
@@ -55,7 +56,9 @@ def test_tokens_are_cached_per_subject_and_scopes(server: EmulatorServer) -> Non
     key = orjson.loads(server.key_path.read_bytes())  # type: ignore[attr-defined]
     log = io.StringIO()
     with httpx.Client() as http:
-        cache = TokenCache(load_credentials(key), HttpxTransport(http), debug=True, stream=log)
+        cache = TokenCache(
+            load_credentials(key), HttpxTransport(StoppableHttp(http)), debug=True, stream=log
+        )
         first = cache.token(USER, GMAIL)
         assert cache.token(USER.upper(), GMAIL) == first
         assert cache.exchanges == 1
@@ -77,7 +80,7 @@ def test_unauthorized_client_is_auth_and_permanent_for_the_subject(server: Emula
     exchange for that subject and scopes)."""
     key = orjson.loads(server.key_path.read_bytes())  # type: ignore[attr-defined]
     with httpx.Client() as http:
-        cache = TokenCache(load_credentials(key), HttpxTransport(http), debug=False)
+        cache = TokenCache(load_credentials(key), HttpxTransport(StoppableHttp(http)), debug=False)
         for _ in range(2):
             with pytest.raises(Auth, match="unauthorized_client"):
                 cache.token(USER, ("https://mail.google.com/",))
@@ -108,7 +111,9 @@ def test_a_second_401_is_auth_and_rate_limits_are_counted(client: ApiClient) -> 
         ]
     )
     client.http.close()
-    client.http = httpx.Client(transport=httpx.MockTransport(lambda request: next(answers)))
+    client.http = StoppableHttp(
+        httpx.Client(transport=httpx.MockTransport(lambda request: next(answers)))
+    )
     client.tokens = _FixedTokens()  # type: ignore[assignment]
     with pytest.raises(Auth, match="after one token refresh"):
         _profile(client)
@@ -117,7 +122,7 @@ def test_a_second_401_is_auth_and_rate_limits_are_counted(client: ApiClient) -> 
         _profile(client, tally)
     assert limited.value.retry_after == 3.0 and tally.rate_limited == 1
     client.http.close()
-    client.http = httpx.Client(transport=httpx.MockTransport(_refuse))
+    client.http = StoppableHttp(httpx.Client(transport=httpx.MockTransport(_refuse)))
     with pytest.raises(Transient, match="connection failed"):
         _profile(client)
 

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from sweepledger.collectors.errors import SourceConfigError
 from sweepledger.collectors.protocol import Source
 from sweepledger.collectors.runner import (
+    EXIT_PAUSED,
     RunOptions,
     SourceUnavailable,
     StoppedBeforeStart,
@@ -250,7 +251,10 @@ class SweepDaemon:
             outcome = runner.run()
         except SourceUnavailable as error:  # the source is down now; it may be back next cycle
             return self._failed(cycle, None, error)
-        except StoppedBeforeStart:  # the signal came while the roster was listed: nothing ran
+        except StoppedBeforeStart as before:  # while the roster was listed: nothing ran
+            if before.exit_code == EXIT_PAUSED:  # the cycle's time budget: the next one goes on
+                self.say(f"daemon {self.daemon_id}: cycle {cycle} paused: {before}")
+                return CycleResult(cycle, None, "paused", EXIT_PAUSED)
             return CycleResult(cycle, None, "skipped", EXIT_STOPPED)
         except (LedgerError, SourceConfigError):
             raise  # bad input or a refused scope: every cycle would fail the same way

@@ -81,10 +81,18 @@ class SourceUnavailable(LedgerError):
 
 
 class StoppedBeforeStart(LedgerError):
-    """A signal arrived while the roster was being listed (a source's retry wait, say): nothing
-    was recorded, and the exit is the signal's, as for a run it stops later."""
+    """A signal arrived, or the time budget ran out, while the roster was being listed (a
+    source's retry wait, a hung request): nothing was recorded, and the exit is the one a run
+    it stops later ends with (the signal's, or 75 for the budget)."""
 
-    def __init__(self, reason: str | None) -> None:
+    def __init__(self, reason: str | None, *, budget: bool = False) -> None:
+        if budget:
+            super().__init__(
+                "the time budget (--max-seconds) ran out while listing the subjects; nothing "
+                "recorded: rerun the same command to continue"
+            )
+            self.exit_code = EXIT_PAUSED
+            return
         super().__init__(
             f"stopped by {reason or 'request'} while listing the subjects; nothing recorded"
         )
@@ -207,6 +215,12 @@ class SweepRunner:
         self._roster: list[str] | None = None
         self.planned = 0
         """Pairs in this run's first plan (known once the run has planned; progress shows it)."""
+        self._clock: tuple[float, float | None] | None = None
+        """When the run's time began and its deadline (None: no budget), from the first of
+        `check_flags` and `run`: listing the subjects of a source that hangs is run time too."""
+        self._budget: threading.Timer | None = None
+        self.budget_spent = False
+        """Set when the time budget ran out (the halt that followed was the budget's)."""
 
     def request_stop(self, reason: str) -> None:
         """Ask the run to stop at the next page boundary (signals call this)."""
@@ -217,46 +231,60 @@ class SweepRunner:
     def run(self) -> RunOutcome:
         if self.stop.is_set():  # a caller's stop, set before the run began
             self.halt.set()
-        if not (self.db_path.exists() and self.db_path.stat().st_size > 0):
-            # a new ledger: list the subjects before the file exists, so a source that cannot
-            # answer leaves nothing behind
-            self._new_roster()
-        started = time.monotonic()
-        deadline = None if self.options.max_seconds is None else started + self.options.max_seconds
-        lock = self.held_lock or acquire_writer_lock(self.db_path, self.run_id)
-        if self.held_lock is not None:
-            lock.announce(self.run_id)
-        budget = self._budget_timer(deadline)
+        started, deadline = self._start_clock()
         try:
-            store, projector = open_for_writing(self.db_path, create=True)
+            if not (self.db_path.exists() and self.db_path.stat().st_size > 0):
+                # a new ledger: list the subjects before the file exists, so a source that
+                # cannot answer leaves nothing behind
+                self._new_roster()
+            lock = self.held_lock or acquire_writer_lock(self.db_path, self.run_id)
+            if self.held_lock is not None:
+                lock.announce(self.run_id)
             try:
-                writer = Writer(store, projector, streams=self.streams, on_commit=self.on_commit)
+                store, projector = open_for_writing(self.db_path, create=True)
                 try:
-                    return self._run(writer, started, deadline)
-                except Exception as error:
-                    self._record_failure(writer, error)
-                    raise
+                    writer = Writer(
+                        store, projector, streams=self.streams, on_commit=self.on_commit
+                    )
+                    try:
+                        return self._run(writer, started, deadline)
+                    except Exception as error:
+                        self._record_failure(writer, error)
+                        raise
+                finally:
+                    store.close()
             finally:
-                store.close()
+                if self.held_lock is None:
+                    lock.release()
         finally:
-            if budget is not None:
-                budget.cancel()
-            if self.held_lock is None:
-                lock.release()
+            self._stop_clock()
 
-    def _budget_timer(self, deadline: float | None) -> threading.Timer | None:
-        """A timer that halts the run when its time budget is spent (None without one)."""
-        if deadline is None:
-            return None
+    def _start_clock(self) -> tuple[float, float | None]:
+        """The run's start and deadline, set by the first call, and a timer armed to halt the
+        run at the deadline (again after `_stop_clock`: the daemon checks a cycle's flags, then
+        runs it)."""
+        if self._clock is None:
+            started = time.monotonic()
+            budget = self.options.max_seconds
+            self._clock = (started, None if budget is None else started + budget)
+        deadline = self._clock[1]
+        if deadline is not None and self._budget is None:
+            wait = max(0.0, deadline - time.monotonic())
+            self._budget = threading.Timer(wait, self._spend, [deadline])
+            self._budget.daemon = True
+            self._budget.start()
+        return self._clock
 
-        def spent() -> None:
-            time.sleep(max(0.0, deadline - time.monotonic()))  # never a moment early
-            self.halt.set()
+    def _spend(self, deadline: float) -> None:
+        time.sleep(max(0.0, deadline - time.monotonic()))  # never a moment early
+        self.budget_spent = True
+        self.halt.set()
 
-        timer = threading.Timer(max(0.0, deadline - time.monotonic()), spent)
-        timer.daemon = True
-        timer.start()
-        return timer
+    def _stop_clock(self) -> None:
+        """Disarm the budget's timer: the run is over, or its flags were refused."""
+        if self._budget is not None:
+            self._budget.cancel()
+            self._budget = None
 
     def _run(self, writer: Writer, started: float, deadline: float | None) -> RunOutcome:
         opts = self.options
@@ -396,9 +424,14 @@ class SweepRunner:
         run would sweep. For a new sweep that roster is the source's, listed here once and kept
         for the run. The run checks itself; the daemon calls this before its first HEARTBEAT so
         that a refused daemon writes nothing either."""
-        self._check_scope(sweep)
-        if not self._sweep_to_continue(sweep):
-            self._new_roster()
+        self._start_clock()
+        try:
+            self._check_scope(sweep)
+            if not self._sweep_to_continue(sweep):
+                self._new_roster()
+        except BaseException:
+            self._stop_clock()
+            raise
 
     def _sweep_to_continue(self, sweep: SweepInfo | None) -> bool:
         return sweep is not None and sweep.closed is None and self.options.resume
@@ -448,7 +481,8 @@ class SweepRunner:
                 rng=random.Random(0),
             )
         except Stopped:
-            raise StoppedBeforeStart(self.stop_reason) from None
+            budget = self.budget_spent and self.stop_reason is None
+            raise StoppedBeforeStart(self.stop_reason, budget=budget) from None
         except CollectorError as error:
             raise SourceUnavailable(
                 f"the source could not list its subjects ({error.error_class}: {error}); "

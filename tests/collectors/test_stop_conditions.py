@@ -117,6 +117,17 @@ class StopWhileListing(LoopingSource):
         return ["a@example.com"]
 
 
+class HungWhileListing(LoopingSource):
+    """The roster listing waits as a hung request does: until the run halts."""
+
+    url = "test://hung-while-listing"
+    runner: SweepRunner
+
+    def roster(self) -> list[str]:
+        wait_or_stop(self.runner.halt, 60.0)
+        return ["a@example.com"]
+
+
 def test_a_roster_outage_exits_3_and_records_nothing(tmp_path: Path) -> None:
     """A source that cannot list its subjects (after the policy's retries) is an outage: exit 3,
     rerun later, as for a sweep left incomplete; not an internal error. No ledger is created."""
@@ -142,4 +153,21 @@ def test_a_signal_while_listing_the_roster_exits_with_its_code(tmp_path: Path) -
         runner.run()
     assert raised.value.exit_code == 143
     assert "SIGTERM" in str(raised.value)
+    assert not db.exists()
+
+
+def test_the_time_budget_ending_the_roster_listing_exits_75(tmp_path: Path) -> None:
+    """The budget counts from the run's start, so it also ends a listing of the subjects that
+    does not answer: exit 75 (paused, as a run the budget ends later) with nothing recorded,
+    not the 130 of a stop request."""
+    db = tmp_path / "sweep.db"
+    source = HungWhileListing()
+    options = RunOptions(source.url, ("gmail",), max_pages=None, max_seconds=0.2)
+    runner = SweepRunner(db, source, options)  # type: ignore[arg-type]
+    source.runner = runner
+    with pytest.raises(StoppedBeforeStart) as raised:
+        runner.run()
+    assert raised.value.exit_code == 75
+    assert "time budget" in str(raised.value) and "nothing recorded" in str(raised.value)
+    assert runner.stop_reason is None
     assert not db.exists()

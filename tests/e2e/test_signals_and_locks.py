@@ -253,6 +253,32 @@ def test_time_budget_cuts_a_pacing_wait_short(
     assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
 
 
+def test_time_budget_counts_while_a_hung_source_lists_its_subjects(
+    workdir: Path, cli: SweepCLI, emulators: EmulatorFactory
+) -> None:
+    """The budget counts from the run's start: against an API that has stopped answering (the
+    emulator answering after a minute) a new ledger's listing of the subjects ends at the
+    budget, exit 75 with nothing recorded, instead of waiting out read timeouts and retries;
+    once the API answers the same command converges."""
+    answering = "sim://?subjects=2&seed=21"
+    emulator = emulators(answering + "&latency_ms=60000")
+    args = ("run", "--exhaust", "--source", emulator.source)
+    started = time.monotonic()
+    paused = cli.run(*args, "--max-seconds", "2", cwd=workdir, timeout=180)
+    took = time.monotonic() - started
+    assert paused.returncode == 75, paused.stderr[-2000:]
+    assert took < 10, f"the run went on {took:.1f} s past a 2 s budget"
+    assert paused.stderr.strip().splitlines() == [
+        "Error: the time budget (--max-seconds) ran out while listing the subjects; nothing "
+        "recorded: rerun the same command to continue"
+    ]
+    assert not (workdir / "sweep.db").exists()
+    emulator.serve(answering)
+    again = cli.run(*args, "--max-seconds", "60", cwd=workdir)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
+
+
 def test_max_seconds_env_applies_unless_run_to_completion(workdir: Path, cli: SweepCLI) -> None:
     """$MAX_SECONDS_PER_RUN pauses a run (exit 75) unless $RUN_TO_COMPLETION is true."""
     args = ("run", "--exhaust", "--source", "sim://?subjects=2&latency_ms=30&page_size=5")

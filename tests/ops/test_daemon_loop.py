@@ -101,6 +101,36 @@ def test_a_signal_while_the_roster_is_listed_ends_the_daemon_quietly(tmp_path: P
     assert not db.exists() or read_runs(db) == []
 
 
+class _HungWhileListing(_StoppedWhileListing):
+    """A roster listing that never answers: only the run's halt (its time budget) ends it."""
+
+    def roster(self) -> list[str]:
+        wait_or_stop(self.stop, 60.0)
+        raise AssertionError("the wait ended without Stopped")
+
+
+def test_a_cycle_whose_budget_ends_the_roster_listing_is_paused_and_the_loop_goes_on(
+    tmp_path: Path,
+) -> None:
+    """Each cycle's --max-seconds counts while its roster is listed: a source that does not
+    answer pauses the cycle (exit 75, said, nothing recorded) and the next cycle runs."""
+    db = tmp_path / "sweep.db"
+    said: list[str] = []
+
+    def sources(url: str, cycle: int) -> Source:
+        return _HungWhileListing()  # type: ignore[return-value]
+
+    options = RunOptions(_Unreachable.url, ("gmail",), max_pages=None, max_seconds=0.2)
+    daemon = SweepDaemon(  # type: ignore[arg-type]
+        db, options, DaemonOptions(interval=0, max_cycles=2), say=said.append, sources=sources
+    )
+    outcome = daemon.run()
+    assert [(c.status, c.exit_code) for c in outcome.cycles] == [("paused", 75), ("paused", 75)]
+    assert outcome.exit_code == 75
+    assert sum("paused: the time budget" in line for line in said) == 2
+    assert not db.exists() or read_runs(db) == []
+
+
 def test_backoff_doubles_per_failing_cycle_up_to_eight_intervals() -> None:
     """The sleep after k failing cycles in a row is interval * 2^min(k, 3) (+ jitter)."""
     daemon = SweepDaemon("x.db", RunOptions("sim://", ("gmail",)), DaemonOptions(interval=10))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import pytest
 
@@ -59,6 +61,41 @@ def test_signal_records_the_interrupted_attempt(
     assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
 
 
+def _signal_when(
+    proc: subprocess.Popen[str], signum: signal.Signals, ready: Callable[[], None]
+) -> tuple[str, float]:
+    """Once `ready` returns, send `signum` to the run: its stderr and how long it took to
+    stop (it is killed if it does not)."""
+    try:
+        ready()
+        assert proc.poll() is None
+        sent = time.monotonic()
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=120)
+        return err, time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+
+
+def _interrupted_then_converges(
+    cli: SweepCLI, workdir: Path, args: Sequence[str], err: str, mend: Callable[[], None]
+) -> None:
+    """The stopped run recorded its attempt interrupted and ended `interrupted`, the ledger
+    checks clean, and once `mend` lifts the cause the same command converges."""
+    assert "phase=CURSOR_SKIP" in err and "reason:interrupted" in err
+    assert "Traceback" not in err and "Exception in thread" not in err
+    db = workdir / "sweep.db"
+    ends = cli.query(db, "SELECT json_extract(data, '$.status') FROM events WHERE kind='RUN_END'")
+    assert ends == [("interrupted",)]
+    assert cli.run("check", cwd=workdir).returncode == 0
+    mend()
+    again = cli.run(*args, cwd=workdir)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_ends_a_quota_pacing_wait_at_once(
     workdir: Path, cli: SweepCLI, emulators: EmulatorFactory, signum: signal.Signals, code: int
@@ -68,33 +105,23 @@ def test_a_signal_ends_a_quota_pacing_wait_at_once(
     interrupted attempt recorded (it used to wait out the page, over a minute), the ledger
     checks clean, and once the quota is lifted the same command converges."""
     emulator = emulators(PACED)
-    db = workdir / "sweep.db"
     args = ("run", "--exhaust", "--source", emulator.source)
-    proc = cli.start(*args, cwd=workdir)
-    try:
-        _wait_for(cli, db, "SELECT COUNT(*) FROM events WHERE kind = 'SWEEP_OPEN'")
+
+    def pacing() -> None:
+        _wait_for(
+            cli, workdir / "sweep.db", "SELECT COUNT(*) FROM events WHERE kind = 'SWEEP_OPEN'"
+        )
         deadline = time.monotonic() + 30
         while emulator.quota()["refused_total"] < 3 and time.monotonic() < deadline:
             time.sleep(0.1)  # the limiter has met the quota: from now on it paces to it
-        assert proc.poll() is None
-        sent = time.monotonic()
-        proc.send_signal(signum)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
+
+    proc = cli.start(*args, cwd=workdir)
+    err, took = _signal_when(proc, signum, pacing)
     assert proc.returncode == code
-    assert time.monotonic() - sent < 2
-    assert "phase=CURSOR_SKIP" in err and "reason:interrupted" in err
-    assert "Traceback" not in err
-    ends = cli.query(db, "SELECT json_extract(data, '$.status') FROM events WHERE kind='RUN_END'")
-    assert ends == [("interrupted",)]
-    assert cli.run("check", cwd=workdir).returncode == 0
-    emulator.set_quota(quota_user=None)
-    again = cli.run(*args, cwd=workdir)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
+    assert took < 2, f"the run took {took:.1f} s to stop"
+    _interrupted_then_converges(
+        cli, workdir, args, err, lambda: emulator.set_quota(quota_user=None)
+    )
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -107,40 +134,25 @@ def test_a_signal_does_not_wait_for_a_hung_request(
     clean, and once the API answers again the same command converges."""
     workspace = "sim://?subjects=2&seed=21&latency_ms=100"
     emulator = emulators(workspace)
-    db = workdir / "sweep.db"
     args = ("run", "--exhaust", "--source", emulator.source)
-    proc = cli.start(*args, cwd=workdir)
-    try:
-        _wait_for(cli, db, "SELECT COUNT(*) FROM events WHERE kind = 'START'")
+
+    def hanging() -> None:
+        _wait_for(cli, workdir / "sweep.db", "SELECT COUNT(*) FROM events WHERE kind = 'START'")
         emulator.serve(workspace.replace("latency_ms=100", "latency_ms=60000"))
         time.sleep(1)  # the calls made before are answered; every call since hangs
-        assert proc.poll() is None
-        sent = time.monotonic()
-        proc.send_signal(signum)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
-    took = time.monotonic() - sent
+
+    proc = cli.start(*args, cwd=workdir)
+    err, took = _signal_when(proc, signum, hanging)
     assert proc.returncode == code
     assert took < 3, f"the run took {took:.1f} s to stop"
-    assert "phase=CURSOR_SKIP" in err and "reason:interrupted" in err
-    assert "Traceback" not in err and "Exception in thread" not in err
-    ends = cli.query(db, "SELECT json_extract(data, '$.status') FROM events WHERE kind='RUN_END'")
-    assert ends == [("interrupted",)]
     open_attempts = cli.query(
-        db,
+        workdir / "sweep.db",
         "SELECT COUNT(*) FROM events WHERE kind = 'START' AND seq > (SELECT COALESCE(MAX(seq), 0) "
         "FROM events e WHERE e.kind = 'END' AND e.service = events.service "
         "AND e.subject = events.subject)",
     )
     assert open_attempts == [(0,)]
-    assert cli.run("check", cwd=workdir).returncode == 0
-    emulator.serve(workspace)
-    again = cli.run(*args, cwd=workdir)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
+    _interrupted_then_converges(cli, workdir, args, err, lambda: emulator.serve(workspace))
 
 
 def test_second_run_exits_4_naming_the_holder(workdir: Path, cli: SweepCLI) -> None:
@@ -222,6 +234,21 @@ def test_time_budget_pauses_and_the_next_run_continues(workdir: Path, cli: Sweep
     assert cli.run("check", "--require-complete", cwd=workdir).returncode == 0
 
 
+class Budgeted(NamedTuple):
+    returncode: int
+    stderr: str
+    took: float
+
+
+def _with_budget(
+    cli: SweepCLI, workdir: Path, args: Sequence[str], *, seconds: int, give_up: float
+) -> Budgeted:
+    """`sweep run ARGS --max-seconds SECONDS`, and how long it took (killed after `give_up`)."""
+    started = time.monotonic()
+    done = cli.run(*args, "--max-seconds", str(seconds), cwd=workdir, timeout=give_up)
+    return Budgeted(done.returncode, done.stderr, time.monotonic() - started)
+
+
 def test_time_budget_cuts_a_pacing_wait_short(
     workdir: Path, cli: SweepCLI, emulators: EmulatorFactory
 ) -> None:
@@ -231,11 +258,9 @@ def test_time_budget_cuts_a_pacing_wait_short(
     converges."""
     emulator = emulators(PACED)
     args = ("run", "--exhaust", "--source", emulator.source)
-    started = time.monotonic()
-    paused = cli.run(*args, "--max-seconds", "2", cwd=workdir, timeout=120)
-    took = time.monotonic() - started
+    paused = _with_budget(cli, workdir, args, seconds=2, give_up=120)
     assert paused.returncode == 75, paused.stderr[-2000:]
-    assert took < 15, f"the run went on {took:.1f} s past a 2 s budget"
+    assert paused.took < 15, f"the run went on {paused.took:.1f} s past a 2 s budget"
     assert emulator.quota()["refused_total"] >= 1  # it did wait for the quota
     assert "phase=CURSOR_SKIP" in paused.stderr and "reason:budget" in paused.stderr
     assert "reason:interrupted" not in paused.stderr
@@ -263,11 +288,9 @@ def test_time_budget_counts_while_a_hung_source_lists_its_subjects(
     answering = "sim://?subjects=2&seed=21"
     emulator = emulators(answering + "&latency_ms=60000")
     args = ("run", "--exhaust", "--source", emulator.source)
-    started = time.monotonic()
-    paused = cli.run(*args, "--max-seconds", "2", cwd=workdir, timeout=180)
-    took = time.monotonic() - started
+    paused = _with_budget(cli, workdir, args, seconds=2, give_up=180)
     assert paused.returncode == 75, paused.stderr[-2000:]
-    assert took < 10, f"the run went on {took:.1f} s past a 2 s budget"
+    assert paused.took < 10, f"the run went on {paused.took:.1f} s past a 2 s budget"
     assert paused.stderr.strip().splitlines() == [
         "Error: the time budget (--max-seconds) ran out while listing the subjects; nothing "
         "recorded: rerun the same command to continue"

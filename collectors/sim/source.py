@@ -33,13 +33,14 @@ with the page token it already had (or starts the pass when it had none).
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from sweepledger.collectors.errors import CursorExpired, Internal, InvalidPageToken, NotFound
 from sweepledger.collectors.protocol import SERVICES, FetchRequest, Item, Page
+from sweepledger.collectors.retry import wait_or_stop
 from sweepledger.collectors.sim.common import MAX_GENERATION, digest, parse_rfc3339, rfc3339
 from sweepledger.collectors.sim.config import SimConfig
 from sweepledger.collectors.sim.faults import FaultPlan, request_identity
@@ -82,6 +83,12 @@ class SimSource:
             self.config = replace(self.config, generation=min(max(generation, 1), MAX_GENERATION))
         self.workspace = Workspace(self.config.subjects, self.config.seed, self.config.generation)
         self._faults = FaultPlan(self.config)
+        self._stop = threading.Event()
+
+    def stop_on(self, stop: threading.Event) -> None:
+        """End the latency wait of a fetch as soon as `stop` is set (`protocol.Interruptible`),
+        as a stop leaves a hung request of a real service behind: `latency_ms` may be a minute."""
+        self._stop = stop
 
     @property
     def url(self) -> str:
@@ -106,7 +113,7 @@ class SimSource:
         identity = request_identity(request)
         occurrence = self._faults.occurrence(identity)
         if self.config.latency_ms:
-            time.sleep(self.config.latency_ms / 1000)
+            wait_or_stop(self._stop, self.config.latency_ms / 1000)
         self._faults.raise_fault(request, identity, occurrence)
         if request.retry_ids:
             return self._retry_page(request, subject, identity, occurrence)

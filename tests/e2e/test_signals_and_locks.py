@@ -155,6 +155,26 @@ def test_a_signal_does_not_wait_for_a_hung_request(
     _interrupted_then_converges(cli, workdir, args, err, lambda: emulator.serve(workspace))
 
 
+def test_a_signal_ends_the_demo_sources_latency_at_once(workdir: Path, cli: SweepCLI) -> None:
+    """The demo workspace's `latency_ms` stands for a slow service, and a stop does not wait it
+    out (a minute per page here): exit 143 within 3 s, the attempt recorded interrupted, the
+    ledger checks clean."""
+    db = workdir / "sweep.db"
+    proc = cli.start("run", "--source", "sim://?subjects=2&latency_ms=60000", cwd=workdir)
+
+    def fetching() -> None:
+        _wait_for(cli, db, "SELECT COUNT(*) FROM events WHERE kind = 'SWEEP_OPEN'")
+        time.sleep(0.5)  # the first page's fetch is waiting out its latency
+
+    err, took = _signal_when(proc, signal.SIGTERM, fetching)
+    assert proc.returncode == 143
+    assert took < 3, f"the run took {took:.1f} s to stop"
+    assert "phase=CURSOR_SKIP" in err and "reason:interrupted" in err
+    ends = cli.query(db, "SELECT json_extract(data, '$.status') FROM events WHERE kind='RUN_END'")
+    assert ends == [("interrupted",)]
+    assert cli.run("check", cwd=workdir).returncode == 0
+
+
 def test_second_run_exits_4_naming_the_holder(workdir: Path, cli: SweepCLI) -> None:
     """While a run holds the ledger, a second `sweep run` exits 4 within a second, naming the
     holding run's id, pid and host, and changes nothing."""

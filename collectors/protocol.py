@@ -104,10 +104,11 @@ class Source(Protocol):
 
 @runtime_checkable
 class Interruptible(Protocol):
-    """A source that waits of its own accord (quota pacing, retries inside one fetch). The
-    runner hands it its stop event before the first call: once the event is set, every such
-    wait ends at once with `errors.Stopped` (carrying the fetch's cost), so a signal stops the
-    run in well under a second instead of after the longest wait in flight."""
+    """A source that waits of its own accord (quota pacing, retries inside one fetch, a request
+    in flight, the demo's latency). The runner hands it its stop event before the first call:
+    once the event is set, every such wait ends at once with `errors.Stopped` (carrying the
+    fetch's cost), so a signal or the time budget stops the run in well under a second instead
+    of after the longest wait in flight."""
 
     def stop_on(self, stop: threading.Event) -> None:
         """End every wait, present and future, as soon as `stop` is set."""

@@ -524,6 +524,7 @@ class PairAttempt:
                     updated=stats.updated,
                     unchanged=stats.unchanged,
                     deleted=stats.deleted + (vanished or 0),
+                    created=stats.created,
                     vanished=vanished or None,
                     pass_from=pass_from,
                     requests=page.requests + cost.get("requests", 0),

@@ -29,6 +29,7 @@ import orjson
 
 from sweepledger.collectors.errors import Internal
 from sweepledger.collectors.protocol import Item
+from sweepledger.ledger.items import ITEM_TABLES
 
 COLUMNS: Mapping[str, Mapping[str, str]] = {
     "gmail": {
@@ -71,12 +72,6 @@ COLUMNS: Mapping[str, Mapping[str, str]] = {
 }
 """Each service's columns besides subject_email, id, deleted and last_seq; lists are JSON text."""
 
-ITEM_TABLES: Mapping[str, str] = {
-    "gmail": "gmail_messages",
-    "calendar": "calendar_events",
-    "chat": "chat_messages",
-    "drive": "drive_files",
-}
 
 _SELECT_CHUNK = 500
 """Ids per SELECT: far below SQLite's variable limit, above any page size a source uses."""
@@ -84,13 +79,18 @@ _SELECT_CHUNK = 500
 
 @dataclass(frozen=True, slots=True)
 class WriteStats:
-    """What one `write_items` call did; `fetched` = inserted + updated + unchanged + deleted."""
+    """What one `write_items` call did; `fetched` = inserted + updated + unchanged + deleted.
+
+    `created` counts the rows it added to the table: every inserted item, and each tombstone of
+    an id never stored (a row that records the deletion). The PAGE event keeps it, so `sweep
+    check` can count a pair's rows against its pages."""
 
     fetched: int = 0
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
+    created: int = 0
 
     def __add__(self, other: WriteStats) -> WriteStats:
         return WriteStats(
@@ -99,6 +99,7 @@ class WriteStats:
             self.updated + other.updated,
             self.unchanged + other.unchanged,
             self.deleted + other.deleted,
+            self.created + other.created,
         )
 
 
@@ -142,6 +143,7 @@ def write_items(
     rows = _existing_rows(conn, table, columns, subject, [item.id for item in items])
     writes: dict[str, dict[str, Any]] = {}
     counts = {"inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0}
+    created = 0
     blank = dict.fromkeys(columns)
     for item in items:
         fields = _normalise(service, item)
@@ -157,6 +159,7 @@ def write_items(
         if after != before:
             writes[item.id] = after
         counts[outcome] += 1
+        created += before is None
         rows[item.id] = after
     if writes:
         conn.executemany(
@@ -172,7 +175,7 @@ def write_items(
             f"UPDATE {_quote(table)} SET listed_seq = ? WHERE subject_email = ? AND id = ?",
             [(seq, subject, item_id) for item_id in listed],
         )
-    return WriteStats(fetched=len(items), **counts)
+    return WriteStats(fetched=len(items), created=created, **counts)
 
 
 UNIT_COLUMN: Mapping[str, str] = {"chat": "space"}

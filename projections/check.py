@@ -23,6 +23,7 @@ import orjson
 from sweepledger.ledger.chain import ParallelChain
 from sweepledger.ledger.codec import decode_data
 from sweepledger.ledger.events import PAIR_PHASES, Event, EventKind
+from sweepledger.ledger.items import ITEM_TABLES, rows_per_pair
 from sweepledger.ledger.scan import fold_batches, hash_of
 from sweepledger.ledger.schema import GUARD_TRIGGERS
 from sweepledger.ledger.store import SqliteStore
@@ -122,6 +123,7 @@ def _check_store(
         state.head_hash = hash_of(store.conn, state.head)
     if store.get_meta("projection_version") == PROJECTION_VERSION:
         violations += _compare_tables(store, state)
+    violations += _count_items(store.conn, results, state.head)
     violations.sort(key=lambda v: v.seq)
     return CheckResult(violations, state)
 
@@ -220,6 +222,34 @@ def _compare_tables(store: SqliteStore, state: State) -> list[Violation]:
                     f"({len(extra)} rows extra, {len(lacking)} missing; e.g. {sample[:3]})",
                 )
             )
+    return found
+
+
+def _count_items(conn: sqlite3.Connection, results: list[PartResult], head: int) -> list[Violation]:
+    """Each pair's rows in its item table against the rows its PAGE events say they added:
+    a row removed, or one written outside a page, shows as a difference. Pairs with a PAGE
+    that did not say (an older ledger) are left out."""
+    created: dict[tuple[str, str], tuple[int | None, int]] = {}
+    for result in results:  # the parts hold disjoint subjects
+        created.update(result.checker.created)
+    stored = rows_per_pair(conn)
+    found = []
+    for key in sorted(created.keys() | stored.keys()):
+        added, seq = created.get(key, (0, head))
+        rows = stored.get(key, 0)
+        if added is None or rows == added:
+            continue
+        service, subject = key
+        why = "rows were removed" if rows < added else "rows were written outside any PAGE"
+        found.append(
+            Violation(
+                seq,
+                "items",
+                f"{ITEM_TABLES.get(service, service)} holds {rows} row{'' if rows == 1 else 's'} "
+                f"of {subject}, but the "
+                f"PAGE events of {service}/{subject} added {added}: {why}",
+            )
+        )
     return found
 
 

@@ -64,6 +64,10 @@ class EventChecker:
         """A part's SWEEP_CLOSE complete events: (seq, its subjects' counters, services)."""
         self.muted = False
         """Set by a part's pass for an event another part reports."""
+        self.created: dict[tuple[str, str], tuple[int | None, int]] = {}
+        """(service, subject) -> the rows its PAGE events say they added to its item table,
+        and the last such PAGE's seq. None once a PAGE did not say (written before PAGE events
+        carried `created`): that pair's rows cannot be counted against the ledger."""
 
     def _flag(self, seq: int, rule: str, message: str) -> None:
         if not self.muted:
@@ -165,6 +169,8 @@ class EventChecker:
             EventKind.CURSOR_RESET,
         ):
             return
+        if kind is EventKind.PAGE:
+            self._count_created(seq, key, data.get("created"))
         sweep = self.state.sweep
         if sweep is None or sweep.sweep_id != sweep_id or sweep.closed:
             self._flag(seq, "sweep", f"{kind} outside the open sweep")
@@ -210,6 +216,13 @@ class EventChecker:
             if data.get("ok") and not data.get("partial") and attempt.decided != "cursor_write":
                 self._flag(seq, "gating", "END ok without a CURSOR_WRITE")
             del self.attempts[key]
+
+    def _count_created(self, seq: int, key: tuple[str, str], made: object) -> None:
+        total, _ = self.created.get(key, (0, 0))
+        if total is not None and type(made) is int and made >= 0:
+            self.created[key] = (total + made, seq)
+        else:
+            self.created[key] = (None, seq)
 
     def _check_cursor_write(
         self, seq: int, data: dict[str, Any], key: tuple[str, str], attempt: _Attempt

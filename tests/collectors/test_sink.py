@@ -84,7 +84,7 @@ def test_tables_have_the_operator_columns(conn: sqlite3.Connection) -> None:
 def test_insert_then_same_items_are_unchanged(conn: sqlite3.Connection) -> None:
     """Writing a page inserts its items; writing it again changes nothing and says so."""
     page = [message("m1"), message("m2")]
-    assert write_items(conn, "gmail", SUBJECT, page, seq=7) == WriteStats(2, 2, 0, 0, 0)
+    assert write_items(conn, "gmail", SUBJECT, page, seq=7) == WriteStats(2, 2, 0, 0, 0, created=2)
     assert write_items(conn, "gmail", SUBJECT, page, seq=9) == WriteStats(2, 0, 0, 2, 0)
     assert row(conn, "m1")["last_seq"] == 7
     assert row(conn, "m1")["labels"] == '["INBOX"]'
@@ -95,7 +95,7 @@ def test_a_changed_item_updates_its_row(conn: sqlite3.Connection) -> None:
     write_items(conn, "gmail", SUBJECT, [message("m1")], seq=1)
     changed = message("m1", labels=["INBOX", "STARRED"], history_id="140")
     stats = write_items(conn, "gmail", SUBJECT, [changed, message("m2")], seq=2)
-    assert stats == WriteStats(fetched=2, inserted=1, updated=1)
+    assert stats == WriteStats(fetched=2, inserted=1, updated=1, created=1)
     stored = row(conn, "m1")
     assert (stored["labels"], stored["history_id"], stored["last_seq"]) == (
         '["INBOX","STARRED"]',
@@ -117,9 +117,10 @@ def test_a_tombstone_keeps_the_row_and_counts_once(conn: sqlite3.Connection) -> 
 
 
 def test_a_tombstone_for_an_unknown_id_records_the_deletion(conn: sqlite3.Connection) -> None:
-    """A tombstone for an id never stored still leaves a row with deleted=1."""
+    """A tombstone for an id never stored still leaves a row with deleted=1, so it counts as
+    a row created although the item counts as deleted."""
     stats = write_items(conn, "drive", SUBJECT, [Item("f9", {}, deleted=True)], seq=4)
-    assert stats == WriteStats(1, deleted=1)
+    assert stats == WriteStats(1, deleted=1, created=1)
     stored = row(conn, "f9", "drive_files")
     assert (stored["deleted"], stored["name"], stored["last_seq"]) == (1, None, 4)
 
@@ -135,7 +136,7 @@ def test_the_last_occurrence_of_an_id_in_a_page_wins(conn: sqlite3.Connection) -
     """An id twice in one page is written as its last occurrence, and each occurrence counted."""
     page = [message("m1"), Item("m1", {}, deleted=True), message("m1", subject="Again")]
     stats = write_items(conn, "gmail", SUBJECT, page)
-    assert stats == WriteStats(fetched=3, inserted=1, deleted=1, updated=1)
+    assert stats == WriteStats(fetched=3, inserted=1, deleted=1, updated=1, created=1)
     assert (row(conn, "m1")["deleted"], row(conn, "m1")["subject"]) == (0, "Again")
 
 

@@ -416,3 +416,26 @@ def test_check_reads_one_snapshot_while_a_run_appends(
     finally:
         reader.close()
         writer.close()
+
+
+def test_pages_that_do_not_say_what_they_added_are_not_counted(tmp_path: Path) -> None:
+    """Rows of item tables are counted against the PAGE events' `created`; a ledger written
+    before PAGE events carried it cannot be counted, so its pairs are left out rather than
+    reported (the other rules still apply). `tests/collectors/test_item_audit.py` counts real
+    sweeps."""
+    rec = opened(("gmail",), (A,))
+    rec.start("gmail", A)
+    rec.page("gmail", A, 2, exhausted=True)
+    rec.cursor_write("gmail", A, "10")
+    rec.end("gmail", A, 2)
+    rec.run_end("run-1")
+    with SqliteStore.open(tmp_path / "old.db", create=True) as store:
+        store.append(rec.news)
+        store.conn.execute("CREATE TABLE gmail_messages (subject_email TEXT, id TEXT)")
+        store.conn.execute(
+            "INSERT INTO gmail_messages VALUES (?, 'm1'), (?, 'm2'), (?, 'm3')", (A, A, A)
+        )
+        store.conn.commit()
+        page = store.conn.execute("SELECT data FROM events WHERE kind = 'PAGE'").fetchone()[0]
+        assert "created" not in page
+        assert check_store(store).violations == []

@@ -240,16 +240,13 @@ def _count_items(conn: sqlite3.Connection, results: list[PartResult], head: int)
         if added is None or rows == added:
             continue
         service, subject = key
+        held = f"{rows} row" + ("" if rows == 1 else "s")
         why = "rows were removed" if rows < added else "rows were written outside any PAGE"
-        found.append(
-            Violation(
-                seq,
-                "items",
-                f"{ITEM_TABLES.get(service, service)} holds {rows} row{'' if rows == 1 else 's'} "
-                f"of {subject}, but the "
-                f"PAGE events of {service}/{subject} added {added}: {why}",
-            )
+        message = (
+            f"{ITEM_TABLES.get(service, service)} holds {held} of {subject}, but the PAGE "
+            f"events of {service}/{subject} added {added}: {why}"
         )
+        found.append(Violation(seq, "items", message))
     return found
 
 

@@ -68,12 +68,18 @@ def test_every_row_of_a_real_sweep_is_accounted_for(swept: Path) -> None:
     assert check_ledger(swept).ok
 
 
+def _a_subject(conn: sqlite3.Connection, table: str) -> tuple[str, int]:
+    """A subject with rows in `table`, and how many."""
+    subject, rows = conn.execute(
+        f"SELECT subject_email, COUNT(*) FROM {table} GROUP BY subject_email LIMIT 1"
+    ).fetchone()
+    return str(subject), int(rows)
+
+
 def test_a_removed_row_is_named_at_the_pairs_last_page(swept: Path) -> None:
+    """One row deleted from a pair's table: one violation, at the pair's last PAGE."""
     with sqlite3.connect(swept) as conn:
-        subject = conn.execute("SELECT subject_email FROM chat_messages LIMIT 1").fetchone()[0]
-        before = conn.execute(
-            "SELECT COUNT(*) FROM chat_messages WHERE subject_email = ?", (subject,)
-        ).fetchone()[0]
+        subject, before = _a_subject(conn, "chat_messages")
         conn.execute(
             "DELETE FROM chat_messages WHERE rowid = "
             "(SELECT MIN(rowid) FROM chat_messages WHERE subject_email = ?)",
@@ -92,10 +98,7 @@ def test_rows_written_outside_any_page_are_named(swept: Path) -> None:
     """A row added to a swept pair is named at the pair's last PAGE; a row of a subject no page
     ever wrote, at the ledger's head."""
     with sqlite3.connect(swept) as conn:
-        subject = conn.execute("SELECT subject_email FROM gmail_messages LIMIT 1").fetchone()[0]
-        count = conn.execute(
-            "SELECT COUNT(*) FROM gmail_messages WHERE subject_email = ?", (subject,)
-        ).fetchone()[0]
+        subject, count = _a_subject(conn, "gmail_messages")
         conn.execute(
             "INSERT INTO gmail_messages (subject_email, id) VALUES (?, 'planted')", (subject,)
         )

@@ -87,16 +87,16 @@ class StoppedBeforeStart(LedgerError):
 
     def __init__(self, reason: str | None, *, budget: bool = False) -> None:
         if budget:
-            super().__init__(
+            message = (
                 "the time budget (--max-seconds) ran out while listing the subjects; nothing "
                 "recorded: rerun the same command to continue"
             )
-            self.exit_code = EXIT_PAUSED
-            return
-        super().__init__(
-            f"stopped by {reason or 'request'} while listing the subjects; nothing recorded"
-        )
-        self.exit_code = exit_for_stop(reason)
+        else:
+            message = (
+                f"stopped by {reason or 'request'} while listing the subjects; nothing recorded"
+            )
+        super().__init__(message)
+        self.exit_code = EXIT_PAUSED if budget else exit_for_stop(reason)
 
 
 class ScopeMismatch(LedgerError):

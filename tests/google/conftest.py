@@ -43,3 +43,19 @@ class GoogleCLI:
 @pytest.fixture(scope="session")
 def gcli(sweep_command: Any) -> GoogleCLI:
     return GoogleCLI(sweep_command)
+
+
+class FixedTokens:
+    """A token cache that hands out one fixed token (for calls whose answers are not the
+    emulator's: a mock transport, a peer that never answers)."""
+
+    def token(self, subject: str, scopes: object) -> str:
+        return "fixed"
+
+    def invalidate(self, subject: str, scopes: object, token: str) -> None:
+        pass
+
+
+@pytest.fixture
+def fixed_tokens() -> FixedTokens:
+    return FixedTokens()

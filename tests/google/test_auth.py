@@ -98,7 +98,9 @@ def test_a_401_refreshes_the_token_once(server: EmulatorServer, client: ApiClien
     assert client.tokens.exchanges == 2 and tally.requests == 2
 
 
-def test_a_second_401_is_auth_and_rate_limits_are_counted(client: ApiClient) -> None:
+def test_a_second_401_is_auth_and_rate_limits_are_counted(
+    client: ApiClient, fixed_tokens: object
+) -> None:
     """A service that keeps answering 401 gives Auth after one refresh; a 429 is RateLimited
     with the service's wait, counted in the tally; a dead endpoint is Transient."""
     answers = iter(
@@ -114,7 +116,7 @@ def test_a_second_401_is_auth_and_rate_limits_are_counted(client: ApiClient) -> 
     client.http = StoppableHttp(
         httpx.Client(transport=httpx.MockTransport(lambda request: next(answers)))
     )
-    client.tokens = _FixedTokens()  # type: ignore[assignment]
+    client.tokens = fixed_tokens  # type: ignore[assignment]
     with pytest.raises(Auth, match="after one token refresh"):
         _profile(client)
     tally = CallTally()
@@ -125,14 +127,6 @@ def test_a_second_401_is_auth_and_rate_limits_are_counted(client: ApiClient) -> 
     client.http = StoppableHttp(httpx.Client(transport=httpx.MockTransport(_refuse)))
     with pytest.raises(Transient, match="connection failed"):
         _profile(client)
-
-
-class _FixedTokens:
-    def token(self, subject: str, scopes: object) -> str:
-        return "fixed"
-
-    def invalidate(self, subject: str, scopes: object, token: str) -> None:
-        pass
 
 
 def _refuse(request: httpx.Request) -> httpx.Response:

@@ -151,11 +151,13 @@ def test_a_hung_token_exchange_is_stopped(peer: SilentPeer) -> None:
     assert time.monotonic() - started < 10
 
 
-def test_a_hung_api_call_is_stopped_and_counted(peer: SilentPeer, tmp_path: Path) -> None:
+def test_a_hung_api_call_is_stopped_and_counted(
+    peer: SilentPeer, tmp_path: Path, fixed_tokens: object
+) -> None:
     """An API call that never gets its answer ends with the stop and is counted as a request
     made (Google may have answered and metered it), so the attempt's cost keeps it."""
     client = _client(peer, tmp_path)
-    client.tokens = _FixedTokens()  # type: ignore[assignment]
+    client.tokens = fixed_tokens  # type: ignore[assignment]
     client.http.stop_on(_stop_soon())
     tally = CallTally()
     try:
@@ -171,11 +173,3 @@ def test_a_hung_api_call_is_stopped_and_counted(peer: SilentPeer, tmp_path: Path
     finally:
         client.close()
     assert tally.requests == 1 and tally.rate_limited == 0
-
-
-class _FixedTokens:
-    def token(self, subject: str, scopes: object) -> str:
-        return "fixed"
-
-    def invalidate(self, subject: str, scopes: object, token: str) -> None:
-        pass

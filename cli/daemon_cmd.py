@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
-from collections.abc import Callable
-from types import FrameType
 from typing import IO, Any
 
 import click
@@ -15,6 +11,7 @@ from sweepledger.collectors.daemon import DaemonOptions, SweepDaemon
 
 from .params import open_log, translate_errors
 from .run_cmd import prepare_run, run_command
+from .signals import stop_on_signals
 
 
 @click.command("daemon")
@@ -79,11 +76,10 @@ def daemon_command(interval: float, jitter: float, max_cycles: int | None, **fla
         + (f" (+ up to {jitter:g}s)" if jitter else "")
         + (f", {_cycles(max_cycles)}" if max_cycles else "")
     )
-    restore = _install_signals(daemon)
     try:
-        outcome = daemon.run()
+        with stop_on_signals(daemon):
+            outcome = daemon.run()
     finally:
-        restore()
         if log is not None:
             log.close()
     why = f" ({outcome.stop_reason})" if outcome.stop_reason else ""
@@ -97,25 +93,6 @@ def daemon_command(interval: float, jitter: float, max_cycles: int | None, **fla
 def _cycles(count: int) -> str:
     """`1 cycle`, `3 cycles`."""
     return f"{count} cycle" if count == 1 else f"{count} cycles"
-
-
-def _install_signals(daemon: SweepDaemon) -> Callable[[], None]:
-    """SIGINT/SIGTERM: during a cycle, stop its run at the next page boundary (as `sweep run`
-    does); during the sleep, stop at once. A second signal exits immediately."""
-    codes = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        if daemon.stop.is_set():
-            os._exit(codes.get(signal.Signals(signum), 1))
-        daemon.request_stop(signal.Signals(signum).name)
-
-    previous = {s: signal.signal(s, handle) for s in codes}
-
-    def restore() -> None:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-    return restore
 
 
 daemon_command.params[:0] = list(run_command.params)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable
 from typing import IO, Any, TypeVar
@@ -16,8 +17,7 @@ from sweepledger.collectors.protocol import SERVICES
 from sweepledger.ledger.errors import LedgerError
 from sweepledger.ledger.logline import CONTROL_RANGES
 
-EXIT_SIGINT = 130
-"""128 + SIGINT, the code a shell gives a command Ctrl-C ended (and `sweep run`'s)."""
+from .signals import EXIT_CODES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,7 +67,7 @@ def translate_errors(func: F) -> F:
             sys.stderr.close()
             raise SystemExit(1) from None
         except KeyboardInterrupt:
-            raise SystemExit(EXIT_SIGINT) from None
+            raise SystemExit(EXIT_CODES[signal.SIGINT]) from None
 
     return wrapper  # type: ignore[return-value]
 

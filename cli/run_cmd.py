@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
-from typing import IO, Any
+from typing import IO
 
 import click
 
@@ -29,6 +26,7 @@ from .params import (
     parse_subjects,
     translate_errors,
 )
+from .signals import stop_on_signals
 
 DEFAULT_SOURCE = "sim://"
 
@@ -212,11 +210,10 @@ def run_command(
     )
     if bar is not None:
         bar.runner = runner
-    restore = _install_signals(runner)
     try:
-        outcome = runner.run()
+        with stop_on_signals(runner):
+            outcome = runner.run()
     finally:
-        restore()
         source.close()
         if log is not None:
             log.close()
@@ -376,21 +373,3 @@ def _check_since(value: str) -> None:
         datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise UserError(f"--since {value!r} is not an RFC 3339 date (e.g. 2026-01-31)", 2) from None
-
-
-def _install_signals(runner: SweepRunner) -> Any:
-    """First SIGINT/SIGTERM: stop at the next page boundary and record it; second: exit now."""
-    codes = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        if runner.stop.is_set():
-            os._exit(codes.get(signal.Signals(signum), 1))
-        runner.request_stop(signal.Signals(signum).name)
-
-    previous = {s: signal.signal(s, handle) for s in codes}
-
-    def restore() -> None:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-    return restore

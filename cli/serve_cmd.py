@@ -8,9 +8,7 @@ from types import FrameType
 import click
 
 from .params import UserError, db_option, translate_errors
-
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
-"""128 + the signal, as `sweep run` exits on them."""
+from .signals import EXIT_CODES
 
 
 def _exit_with_code(signum: int, frame: FrameType | None) -> None:

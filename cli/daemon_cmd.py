@@ -9,7 +9,7 @@ import click
 
 from sweepledger.collectors.daemon import DaemonOptions, SweepDaemon
 
-from .params import open_log, translate_errors
+from .params import Seconds, count_range, open_log, translate_errors
 from .run_cmd import prepare_run, run_command
 from .signals import stop_on_signals
 
@@ -17,21 +17,21 @@ from .signals import stop_on_signals
 @click.command("daemon")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0),
+    type=Seconds(),
     default=300.0,
     show_default=True,
     help="Seconds to sleep between cycles.",
 )
 @click.option(
     "--jitter",
-    type=click.FloatRange(min=0),
+    type=Seconds(),
     default=0.0,
     show_default=True,
     help="Up to this many seconds added at random to each sleep.",
 )
 @click.option(
     "--max-cycles",
-    type=click.IntRange(min=1),
+    type=count_range(1),
     default=None,
     help="Stop after N cycles (tests, cron-like use); default: until SIGTERM/SIGINT.",
 )

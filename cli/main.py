@@ -40,6 +40,18 @@ def one_line_usage_errors() -> Iterator[None]:
         ) from None
 
 
+def refuse_undecodable(args: list[str]) -> None:
+    """An argument with bytes that are not UTF-8 (Python hands them over as lone surrogates)
+    would reach the ledger, a log file or SQLite, which refuse them half way through: refuse
+    it first, as bad input."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise UserError(f"argument '{shown}' is not valid UTF-8", 2) from None
+
+
 class SweepGroup(click.Group):
     """The command group, with usage mistakes reported in one line."""
 
@@ -50,6 +62,8 @@ class SweepGroup(click.Group):
         parent: click.Context | None = None,
         **extra: Any,
     ) -> click.Context:
+        if parent is None:
+            refuse_undecodable(args)
         with one_line_usage_errors():
             return super().make_context(info_name, args, parent, **extra)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 import signal
@@ -26,6 +27,36 @@ EMAIL = re.compile(rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$")
 """An address as `--subjects` and SUBJECT take it: no blank, comma or `logline.CONTROL`
 character (an escape sequence or a direction override in a subject would reach the ledger, or a
 refusal's line, as it was typed)."""
+
+
+LONGEST_WAIT = 366 * 24 * 3600.0
+"""The most seconds any duration option takes (a year): a timer cannot wait for ever, and a
+larger figure is a typo, not a plan."""
+LARGEST_COUNT = 2**31 - 1
+"""The most any count option takes; SQLite and the timers need a bounded integer."""
+
+
+class Seconds(click.FloatRange):
+    """A duration in seconds: finite, from 0 (excluded when `positive`) to `LONGEST_WAIT`.
+
+    click's FloatRange lets `nan` through (it compares false with both bounds), which would
+    make a budget that is never reached or already spent, and a sleep that crashes."""
+
+    name = "seconds"
+
+    def __init__(self, *, positive: bool = False) -> None:
+        super().__init__(min=0, max=LONGEST_WAIT, min_open=positive)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if math.isnan(seconds):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return seconds
+
+
+def count_range(minimum: int) -> click.IntRange:
+    """A count option's type: from `minimum` to `LARGEST_COUNT`."""
+    return click.IntRange(minimum, LARGEST_COUNT)
 
 
 class UserError(click.ClickException):
@@ -130,6 +161,10 @@ def env_max_seconds() -> float | None:
         value = float(raw)
     except ValueError:
         raise UserError(f"MAX_SECONDS_PER_RUN={raw!r} is not a number of seconds", 2) from None
-    if value <= 0:
-        raise UserError(f"MAX_SECONDS_PER_RUN={raw!r} must be positive", 2)
+    if not 0 < value <= LONGEST_WAIT:  # nan fails every comparison
+        raise UserError(
+            f"MAX_SECONDS_PER_RUN={raw!r} must be a number of seconds above 0 and at most "
+            f"{LONGEST_WAIT:.0f} (a year)",
+            2,
+        )
     return value

@@ -19,7 +19,7 @@ from sweepledger.projections.attach import open_for_reading, projections_current
 from sweepledger.projections.model import SERVICES, subject_key
 from sweepledger.projections.status import PROBLEM_LIMIT
 
-from .params import UserError, db_option, translate_errors
+from .params import UserError, count_range, db_option, translate_errors
 from .render import status_text
 
 
@@ -40,7 +40,7 @@ all_option = click.option(
 @click.option("--json", "as_json", is_flag=True, help="The same content as JSON, for scripts.")
 @click.option(
     "--as-of",
-    type=click.IntRange(min=0),
+    type=count_range(0),
     default=None,
     help="The status as it was right after event SEQ (folds the events; ages and ETAs are "
     "measured from that event's time).",
@@ -223,7 +223,7 @@ def _refuse_unknown_subject(conn: sqlite3.Connection, db: str, subject: str, *, 
 @click.command("replay")
 @db_option
 @click.option(
-    "--as-of", type=click.IntRange(min=0), default=None, help="Stop after event SEQ (time travel)."
+    "--as-of", type=count_range(0), default=None, help="Stop after event SEQ (time travel)."
 )
 @click.option("--json", "as_json", is_flag=True, help="The rebuilt status as JSON.")
 @all_option

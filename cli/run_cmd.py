@@ -18,7 +18,9 @@ from sweepledger.ledger.events import Event, EventKind
 from sweepledger.ledger.store import SqliteStore
 
 from .params import (
+    Seconds,
     UserError,
+    count_range,
     db_option,
     env_max_seconds,
     open_log,
@@ -29,6 +31,11 @@ from .params import (
 from .signals import stop_on_signals
 
 DEFAULT_SOURCE = "sim://"
+EARLIEST_SINCE = "1970-01-01"
+"""The earliest window start taken: no mailbox, calendar or drive holds older items, and dates
+before the year 1000 do not print as RFC 3339."""
+MONTHS_BACK_MAX = 600
+"""Fifty years: `--months-back` stays after `EARLIEST_SINCE`."""
 
 
 @click.command("run")
@@ -75,14 +82,14 @@ DEFAULT_SOURCE = "sim://"
 )
 @click.option(
     "--max-pages",
-    type=click.IntRange(min=1),
+    type=count_range(1),
     default=10,
     show_default=True,
     help="Pages per attempt before the pair ends PARTIAL (ignored with --exhaust).",
 )
 @click.option(
     "--max-seconds",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(positive=True),
     default=None,
     help="Stop at the next page boundary after this many seconds (a retry or quota wait "
     "under way ends then); the run ends paused (exit 75). Also $MAX_SECONDS_PER_RUN unless "
@@ -97,28 +104,28 @@ DEFAULT_SOURCE = "sim://"
 )
 @click.option(
     "--passes",
-    type=click.IntRange(min=1),
+    type=count_range(1),
     default=1,
     show_default=True,
     help="Passes over the plan: pairs left in ERR or PARTIAL are retried.",
 )
 @click.option(
     "--retry-wait",
-    type=click.FloatRange(min=0),
+    type=Seconds(),
     default=5.0,
     show_default=True,
     help="Seconds between passes.",
 )
 @click.option(
     "--max-retries",
-    type=click.IntRange(min=0),
+    type=count_range(0),
     default=5,
     show_default=True,
     help="Retries of one request on rate limits and transient errors.",
 )
 @click.option(
     "--max-attempts",
-    type=click.IntRange(min=1),
+    type=count_range(1),
     default=3,
     show_default=True,
     help="Attempts in a sweep before a permanently failing pair is blocked.",
@@ -130,7 +137,7 @@ DEFAULT_SOURCE = "sim://"
 )
 @click.option(
     "--months-back",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MONTHS_BACK_MAX),
     default=None,
     help="How many months back a full sync reaches (or --since).",
 )
@@ -367,9 +374,15 @@ def _count(n: int, noun: str) -> str:
 
 
 def _check_since(value: str) -> None:
-    from datetime import datetime
+    from datetime import UTC, datetime
 
     try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
+        since = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise UserError(f"--since {value!r} is not an RFC 3339 date (e.g. 2026-01-31)", 2) from None
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    if since < datetime.fromisoformat(EARLIEST_SINCE).replace(tzinfo=UTC):
+        raise UserError(
+            f"--since {value!r} is before {EARLIEST_SINCE}, the earliest a window can start", 2
+        )

@@ -12,7 +12,7 @@ from sweepledger.ledger.logline import printable
 from sweepledger.projections.model import to_second
 from sweepledger.projections.runs import HISTORY_LIMIT, read_runs
 
-from .params import db_option, translate_errors
+from .params import count_range, db_option, translate_errors
 
 
 @click.command("runs")
@@ -20,7 +20,7 @@ from .params import db_option, translate_errors
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of run objects, for scripts.")
 @click.option(
     "--limit",
-    type=click.IntRange(min=1),
+    type=count_range(1),
     default=HISTORY_LIMIT,
     show_default=True,
     help="How many runs, newest first.",

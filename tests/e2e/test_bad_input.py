@@ -74,6 +74,16 @@ def ledger(workdir: Path, cli: SweepCLI) -> Path:
         (["run", "--workers", "zero"], "(see 'sweep run --help')"),
         (["run", "--no-such-flag"], "No such option '--no-such-flag' (see 'sweep run --help')"),
         (["rnu"], "No such command 'rnu'. Did you mean 'run'? (see 'sweep --help')"),
+        (["run", "--max-seconds", "nan"], "'nan' is not a number of seconds"),
+        (["run", "--max-seconds", "inf"], "inf is not in the range 0<x<=31622400"),
+        (["run", "--retry-wait", "1e12"], "is not in the range 0<=x<=31622400"),
+        (["daemon", "--interval", "nan"], "'nan' is not a number of seconds"),
+        (["run", "--max-pages", "99999999999999999999"], "not in the range 1<=x<=2147483647"),
+        (["runs", "--limit", "99999999999999999999"], "not in the range 1<=x<=2147483647"),
+        (["run", "--since", "0999-12-31"], "is before 1970-01-01"),
+        (["run", "--months-back", "12400"], "12400 is not in the range 1<=x<=600"),
+        (["block", "user1@example.com", "--reason", "a\udcffb"], "'a\\xffb' is not valid UTF-8"),
+        (["log", "--subject", "a\udcff@b.com"], "'a\\xff@b.com' is not valid UTF-8"),
     ],
 )
 def test_refusals_leave_the_ledger_unchanged(
@@ -88,6 +98,19 @@ def test_refusals_leave_the_ledger_unchanged(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], result.stderr
     assert _digest(ledger) == before
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "1e12", "soon"])
+def test_a_bad_time_budget_in_the_environment_is_refused(
+    workdir: Path, cli: SweepCLI, value: str
+) -> None:
+    """$MAX_SECONDS_PER_RUN gets the checks --max-seconds gets: nan would make a budget never
+    reached or spent before the first page, and a huge figure overflows the timer."""
+    result = cli.run("run", "--quiet", cwd=workdir, env=cli.env(MAX_SECONDS_PER_RUN=value))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"MAX_SECONDS_PER_RUN='{value}'" in lines[0], result.stderr
+    assert not (workdir / "sweep.db").exists()
 
 
 def test_open_sweep_resumed_with_another_scope_is_refused_clearly(

@@ -7,6 +7,7 @@ indexed reads, so it costs the same at any ledger size) or from an in-memory fol
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -56,12 +57,18 @@ class Gathered:
     paused: dict[str, Flag]
     heartbeat: dict[str, Any] | None = None
     problems_found: int = 0
-    """Pairs with a state that is not COMPLETE (what `problems` lists the first of)."""
+    """Pairs not COMPLETE and not taken out of the sweeps by a pause or a block (what `problems`
+    lists the first of; the flagged ones are listed with their flags)."""
 
 
 def gather_from_state(state: State, *, problem_limit: int | None = PROBLEM_LIMIT) -> Gathered:
     found = sorted(
-        (r for r in state.pairs.values() if r.state != COMPLETE),
+        (
+            r
+            for r in state.pairs.values()
+            if r.state != COMPLETE
+            and operator_flag(r.subject, r.service, state.blocked, state.paused) is None
+        ),
         key=lambda r: pair_order(r.subject, r.service),
     )
     runs = sorted(state.runs.values(), key=lambda r: r.started_seq, reverse=True)[:RUN_LIMIT]
@@ -83,26 +90,25 @@ def gather_from_tables(
     conn: sqlite3.Connection, *, problem_limit: int | None = PROBLEM_LIMIT
 ) -> Gathered:
     """The facts from the projection tables. The problem pairs are counted only when the list
-    is cut (an index-only count, needed to say how many more there are)."""
+    is cut (needed to say how many more there are)."""
     meta = dict(conn.execute("SELECT key, value FROM projection_state").fetchall())
     sweep, counters = load_sweep(conn, with_roster=False)
     problems = [
         pair_from_row(r)
         for r in conn.execute(
-            f"SELECT * FROM pair_state WHERE state != 'COMPLETE' ORDER BY {PAIR_ORDER_SQL} LIMIT ?",
+            f"SELECT * FROM pair_state WHERE state != 'COMPLETE' AND NOT {_FLAGGED_SQL} "
+            f"ORDER BY {PAIR_ORDER_SQL} LIMIT ?",
             (-1 if problem_limit is None else problem_limit,),
         )
     ]
+    blocked, paused = load_flags(conn)
     found = len(problems)
     if problem_limit is not None and found >= problem_limit:
-        found = int(
-            conn.execute("SELECT COUNT(*) FROM pair_state WHERE state != 'COMPLETE'").fetchone()[0]
-        )
+        found = _count_problems(conn, sweep, blocked, paused)
     runs = [
         run_from_row(r)
         for r in conn.execute("SELECT * FROM runs ORDER BY started_seq DESC LIMIT ?", (RUN_LIMIT,))
     ]
-    blocked, paused = load_flags(conn)
     return Gathered(
         int(meta.get("head", 0)),
         meta.get("head_ts", ""),
@@ -115,6 +121,42 @@ def gather_from_tables(
         _unjson(meta.get("heartbeat")),
         found,
     )
+
+
+_FLAGGED_SQL = (
+    "EXISTS (SELECT 1 FROM operator_flags f WHERE f.subject = pair_state.subject "
+    "AND f.service IN ('', pair_state.service))"
+)
+"""A `pair_state` row whose pair a pause or a block takes out of the sweeps (listed with the
+flags, not as a problem; the flags table's key starts with the subject)."""
+
+
+def _count_problems(
+    conn: sqlite3.Connection,
+    sweep: SweepInfo | None,
+    blocked: Mapping[tuple[str, str | None], Flag],
+    paused: Mapping[str, Flag],
+) -> int:
+    """The pairs not complete and not flagged: all those not complete (an index-only count)
+    less the flagged ones, looked up one by one (operators flag a few subjects, not thousands)."""
+    total = int(
+        conn.execute("SELECT COUNT(*) FROM pair_state WHERE state != 'COMPLETE'").fetchone()[0]
+    )
+    if sweep is None:
+        return total
+    subjects = {subject for subject, _ in blocked} | set(paused)
+    flagged = [
+        (service, subject)
+        for subject in subjects
+        for service in sweep.services
+        if operator_flag(subject, service, blocked, paused) is not None
+    ]
+    for key in flagged:
+        row = conn.execute(
+            "SELECT state != 'COMPLETE' FROM pair_state WHERE service = ? AND subject = ?", key
+        ).fetchone()
+        total -= bool(row and row[0])
+    return total
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,9 +314,6 @@ def build_report(
             # interrupted (DESIGN 4) until the next run closes the attempt, which records the
             # same detail (`State._end_run`)
             state, detail, interrupted = PARTIAL, interrupted_detail(r.open_run_id), True
-        flag = operator_flag(r.subject, r.service, g.blocked, g.paused)
-        if flag is not None:
-            state = flag.state
         problems.append(
             {
                 "service": r.service,

@@ -212,6 +212,38 @@ def test_problem_pairs_list_in_the_folds_order_from_the_tables(db_path: Path) ->
     assert [s for s, _ in order[::2]] == sorted(subjects, key=subject_order)
 
 
+@pytest.mark.parametrize("limit", [None, 1, 3])
+def test_flagged_pairs_are_not_problems_and_the_count_says_so(
+    db_path: Path, limit: int | None
+) -> None:
+    """A paused subject's or a blocked pair's partial progress is listed with its flag, not
+    among the problem pairs, and the count of problems (which says how many the cut list left
+    out) counts exactly what the list would hold, from the tables as from the fold."""
+    subjects = ["a@corp.example", "b@corp.example", "c@corp.example", "d@corp.example"]
+    rec = Recorder()
+    rec.run_start("run-1", "sweep-1")
+    rec.sweep_open(subjects, ["gmail", "drive"])
+    for subject in subjects:
+        rec.partial("gmail", subject)
+        rec.partial("drive", subject)
+    rec.complete("gmail", "d@corp.example", "1001")
+    rec.operator(EventKind.BLOCK, "a@corp.example")
+    rec.operator(EventKind.BLOCK, "b@corp.example", "drive")
+    rec.operator(EventKind.BLOCK, "c@corp.example", "gmail")
+    rec.operator(EventKind.PAUSE, "c@corp.example")
+    expected = [("b@corp.example", "gmail"), ("d@corp.example", "drive")]
+    store, _ = open_for_writing(db_path, create=True)
+    with store:
+        store.append(rec.news)
+        for gathered in (
+            gather_from_tables(store.conn, problem_limit=limit),
+            gather_from_state(fold(store.read()), problem_limit=limit),
+        ):
+            listed = [(p.subject, p.service) for p in gathered.problems]
+            assert listed == expected[:limit]
+            assert gathered.problems_found == len(expected)
+
+
 def test_a_closed_sweep_keeps_the_figures_it_closed_with(db_path: Path) -> None:
     """Operator events after SWEEP_CLOSE (an unblock, a pause, a cursor reset) shape the next
     sweep: the closed sweep's figures stay those it closed with, all met for a COMPLETE one,

@@ -38,7 +38,8 @@ def _done(outcome: Event | operations.Unchanged) -> None:
 
 RULES = (
     "The subject must be in the roster of the latest sweep (any letter case) or be blocked or "
-    "paused already; before the first sweep any address is taken. A command whose effect "
+    "paused already; the ledger must exist (the first `sweep run` creates it with its first "
+    "sweep). A command whose effect "
     "already holds (a scope blocked already, a subject paused already, an unblock or unpause "
     "of one that is not, a reset of a pair without a cursor) records nothing, says so and "
     "exits 0. Bad input (an unknown subject, an empty --reason where one is required, a "

@@ -174,23 +174,34 @@ def unblock(
         if (spelled, service) in state.blocked:
             return None
         others = {svc for subj, svc in state.blocked if subj == spelled}
-        kept = None in others if service is not None else bool(others)
-        text = f"{scope_name(spelled, service)} is not blocked" + _blocks_of(state, spelled)
-        if kept:
-            raise StillBlocked(text)
-        return Unchanged(text)
+        if service is not None and None in others:
+            raise StillBlocked(
+                f"{scope_name(spelled, service)} has no block of its own: the block of "
+                f"{spelled} for every service keeps it blocked (unblock that, without --service)"
+            )
+        if service is None and others:
+            raise StillBlocked(
+                f"{spelled} has no block for every service: its pairs stay blocked by "
+                f"{_scopes(others)} (unblock each with its --service)"
+            )
+        return Unchanged(
+            f"{scope_name(spelled, service)} is not blocked" + _blocks_of(state, spelled)
+        )
 
     return _append(db, _flag(EventKind.UNBLOCK, subject, service, why), check)
 
 
 def _blocks_of(state: State, subject: str) -> str:
     """The blocks the subject does have, to point a mistaken unblock at the right scope."""
-    scopes = sorted(
-        "every service" if svc is None else f"--service {svc}"
-        for subj, svc in state.blocked
-        if subj == subject
+    scopes = {svc for subj, svc in state.blocked if subj == subject}
+    return f" (it is blocked for: {_scopes(scopes)})" if scopes else ""
+
+
+def _scopes(services: set[str | None]) -> str:
+    """`every service` or `--service calendar, --service drive`, for a subject's blocks."""
+    return ", ".join(
+        sorted("every service" if svc is None else f"--service {svc}" for svc in services)
     )
-    return f" (it is blocked for: {', '.join(scopes)})" if scopes else ""
 
 
 def pause(db: str | Path, subject: str, reason: str = "") -> Event | Unchanged:

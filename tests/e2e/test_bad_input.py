@@ -222,8 +222,9 @@ def test_unblock_of_the_wrong_scope_names_the_block_there_is(
     before = _digest(ledger)
     wrong = cli.run("unblock", "user1@example.com", "--service", "gmail", cwd=workdir)
     assert wrong.returncode == 2
-    assert "gmail/user1@example.com is not blocked (it is blocked for: every service)" in (
-        wrong.stderr
+    assert wrong.stderr == (
+        "Error: gmail/user1@example.com has no block of its own: the block of user1@example.com "
+        "for every service keeps it blocked (unblock that, without --service)\n"
     )
     assert _digest(ledger) == before
     right = cli.run("unblock", "user1@example.com", cwd=workdir)

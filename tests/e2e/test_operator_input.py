@@ -165,7 +165,10 @@ def test_an_unblock_no_block_covers_is_a_no_op_naming_the_blocks_there_are(
         "nothing recorded\n",
     )
     assert _digest(ledger) == before
-    refusal = "Error: user1@example.com is not blocked (it is blocked for: --service calendar)"
+    refusal = (
+        "Error: user1@example.com has no block for every service: its pairs stay blocked by "
+        "--service calendar (unblock each with its --service)"
+    )
     assert _outcome(cli, ledger, ["unblock", "user1@example.com"]) == (2, "", [refusal], True)
 
 

@@ -103,16 +103,26 @@ def known_spelling(state: State, subject: str) -> str:
     raise UnknownSubject(subject, sweep)
 
 
+REASON_MAX = 500
+"""The longest reason taken: a line of `sweep status`, not a document."""
+
+
 def checked_reason(reason: str, *, required: bool) -> str:
     """The reason as the ledger records it, without surrounding blanks.
 
     Refused (`BadReason`): an empty one where the command needs a reason, since a blank one
-    explains nothing later; and any control character, which `sweep status` would otherwise
-    print as the start of a line of its own (a newline can forge a BLOCKED line).
+    explains nothing later; one longer than `REASON_MAX`; and any control character, which
+    `sweep status` would otherwise print as the start of a line of its own (a newline can forge
+    a BLOCKED line).
     """
     text = reason.strip()
     if required and not text:
         raise BadReason("--reason is empty: say why (the ledger keeps it and status shows it)")
+    if len(text) > REASON_MAX:
+        raise BadReason(
+            f"--reason is {len(text)} characters long: say why in at most {REASON_MAX} (status "
+            "prints it on one line)"
+        )
     found = CONTROL.search(text)
     if found is not None:
         raise BadReason(

@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sweepledger.ledger.errors import LedgerError, NoLedger
+from sweepledger.ledger.errors import LedgerError, NoLedger, NotALedger, SchemaTooNew
 from sweepledger.projections.api import live_run_ids, read_status
 from sweepledger.projections.runs import HISTORY_LIMIT, read_run, read_runs
 
@@ -47,10 +47,12 @@ class ReadOnly:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in READ_METHODS:
-            response = PlainTextResponse(
-                "405 Method Not Allowed: this view is read-only\n",
-                status_code=405,
-                headers={"Allow": ", ".join(READ_METHODS), **SECURITY_HEADERS},
+            headers = {"Allow": ", ".join(READ_METHODS), **SECURITY_HEADERS}
+            why = "this view is read-only"
+            response: Response = (
+                JSONResponse({"error": f"{scope['method']}: {why}"}, 405, headers)
+                if _is_api(scope["path"])
+                else PlainTextResponse(f"405 Method Not Allowed: {why}\n", 405, headers)
             )
             await response(scope, receive, send)
             return
@@ -82,10 +84,22 @@ UNREADABLE = (LedgerError, sqlite3.Error)
 """What a read can raise that is about the ledger, not a bug: answered, never a traceback."""
 
 
+def _is_api(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
 def _error(error: Exception) -> JSONResponse:
-    """503 while there is no (readable) ledger, 500 for a file that is not one."""
-    status = 500 if isinstance(error, LedgerError) and not isinstance(error, NoLedger) else 503
+    """500 for a file that is not a ledger (or one too new to read); 503 for what passes: no
+    ledger yet, one that cannot be opened now, a lock held by a writer."""
+    status = 500 if isinstance(error, NotALedger | SchemaTooNew) else 503
     return JSONResponse({"error": str(error)}, status_code=status)
+
+
+async def _api_not_found(request: Request, error: Exception) -> Response:
+    """404 under /api as the API answers everything, in one line of JSON; plain text elsewhere."""
+    if _is_api(request.url.path):
+        return JSONResponse({"error": f"no such endpoint: {request.url.path}"}, 404)
+    return PlainTextResponse("404 Not Found\n", 404)
 
 
 class BadQuery(ValueError):
@@ -195,7 +209,7 @@ def create_app(db_path: str | Path) -> Starlette:
         Route("/static/app.js", static(pages.APP_JS, "text/javascript"), methods=["GET"]),
         Route("/static/app.css", static(pages.APP_CSS, "text/css"), methods=["GET"]),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={404: _api_not_found})
     app.add_middleware(Headers)
     app.add_middleware(ReadOnly)
     return app

@@ -12,6 +12,9 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+import orjson
+
+from sweepledger.ledger.logline import printable
 from sweepledger.projections.live import daemon_text
 from sweepledger.projections.model import PAUSED, OperatorFlag, since_text, to_second
 from sweepledger.projections.pair_view import AttemptView, PairView
@@ -20,8 +23,18 @@ REFRESH_MS = 2000
 
 
 def e(value: object) -> str:
-    """Escaped text of a value; None prints as a dash."""
-    return "-" if value is None else escape(str(value), quote=True)
+    """Escaped text of a value; None prints as a dash. Control characters show as their
+    backslash escapes, as `sweep status` prints them: a newline or a direction override in a
+    reason written before the operator commands refused them must not reorder the page."""
+    return "-" if value is None else escape(printable(str(value)), quote=True)
+
+
+def shown(value: object) -> object:
+    """A field's value for `e`: a structure (a checkpoint, a list of ids) as JSON, as the API
+    gives it, not as Python writes it."""
+    if isinstance(value, dict | list | tuple):
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return value
 
 
 def when(ts: object) -> str:
@@ -322,7 +335,7 @@ def _pair_state(view: PairView) -> str:
     if view.state is None:
         parts.append('<p class="muted">not in the current sweep</p>')
     else:
-        rows = [[e(k), e(v)] for k, v in view.state.items()]
+        rows = [[e(k), e(shown(v))] for k, v in view.state.items()]
         parts.append(table(["field", "value"], rows, "state"))
     parts.append("</section>")
     return "".join(parts)
@@ -418,6 +431,7 @@ table.num td:not(:first-child), table.runs td:nth-child(n+5):not(:last-child) {
 .r-interrupted, .r-aborted { color: #b42318; } .s-PARTIAL, .r-paused { color: #b54708; }
 .s-BLOCKED, .s-PAUSED { color: #6941c6; font-weight: 600; }
 .flag { font-size: 1.05em; margin: .3em 0 .5em; }
+.flag, table.flags td:last-child { overflow-wrap: anywhere; }
 pre { background: #fff; border: 1px solid #e4e7ec; padding: .6em; overflow-x: auto;
       font-size: 12px; }
 """

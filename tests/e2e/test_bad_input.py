@@ -74,6 +74,7 @@ def ledger(workdir: Path, cli: SweepCLI) -> Path:
         (["run", "--workers", "zero"], "(see 'sweep run --help')"),
         (["run", "--no-such-flag"], "No such option '--no-such-flag' (see 'sweep run --help')"),
         (["rnu"], "No such command 'rnu'. Did you mean 'run'? (see 'sweep --help')"),
+        (["pause", "user1@example.com", "--reason", "x" * 501], "--reason is 501 characters"),
         (["run", "--max-seconds", "nan"], "'nan' is not a number of seconds"),
         (["run", "--max-seconds", "inf"], "inf is not in the range 0<x<=31622400"),
         (["run", "--retry-wait", "1e12"], "is not in the range 0<=x<=31622400"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sweepledger.collectors.runner import RunOptions, SweepRunner
 from sweepledger.collectors.sim.source import SimSource
+from sweepledger.ledger.errors import CannotOpen, NoLedger, NotALedger, SchemaTooNew
+from sweepledger.ledger.events import EventKind, NewEvent
+from sweepledger.ledger.store import SqliteStore
+from sweepledger.web import app as web_app
 from sweepledger.web.app import create_app
 from sweepledger.web.server import bind
 
@@ -390,3 +395,61 @@ def test_serve_binds_loopback_and_stays_correct_while_a_run_appends(
     assert final["verdict"] == "COMPLETE"
     server.terminate()
     ops.finish(server)
+
+
+def test_the_api_answers_unknown_paths_and_writes_in_json(client: Client) -> None:
+    """Under /api every answer is JSON, an unknown endpoint and a write too (404 and 405 with
+    one-line errors); the pages keep plain text."""
+    missing = client.get("/api/nope")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/json"
+    assert missing.json() == {"error": "no such endpoint: /api/nope"}
+    write = client.request("POST", "/api/status")
+    assert (write.status_code, write.headers["allow"]) == (405, "GET, HEAD")
+    assert write.json() == {"error": "POST: this view is read-only"}
+    page = client.get("/nothing-here")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (NotALedger("x.db", "an SQLite database without any table"), 500),
+        (SchemaTooNew("x.db", 9, 1), 500),
+        (NoLedger("x.db"), 503),
+        (CannotOpen("x.db", "SQLite: database is locked"), 503),
+        (sqlite3.OperationalError("database is locked"), 503),
+    ],
+)
+def test_a_ledger_that_cannot_be_read_now_is_503_and_a_wrong_file_500(
+    error: Exception, status: int
+) -> None:
+    """500 says the file will never do (not a ledger, too new); 503 says try again (no ledger
+    yet, a writer holding a lock): a monitor must not page anyone for a busy ledger."""
+    response = web_app._error(error)
+    assert response.status_code == status
+    assert orjson.loads(response.body) == {"error": str(error)}
+
+
+def test_a_pairs_page_shows_structures_as_json_and_escapes_control_characters(
+    tmp_path: Path, ops: Ops
+) -> None:
+    """A partial pair's checkpoint reads as the API's JSON, not as Python; a reason with a
+    newline and a direction override (written before the operator commands refused them)
+    shows their escapes, as `sweep status` does, on the page and its state table."""
+    db = tmp_path / "sweep.db"
+    _run(db, max_pages=1)
+    reason = "moved\nBLOCKED user9@example.com \u202eevil"
+    store = SqliteStore.open(db)
+    try:
+        with store.transaction() as tx:
+            data = {"subject": "user1@example.com", "service": "gmail", "reason": reason}
+            tx.append(NewEvent(EventKind.BLOCK, subject="user1@example.com", data=data))
+    finally:
+        store.close()
+    with served(db, ops) as client:
+        pair = client.get("/pairs/gmail/user1@example.com").text
+        overview = client.get("/").text
+    assert "&quot;page&quot;:1" in pair and "'page'" not in pair
+    for html in (pair, overview):
+        assert "moved\\nBLOCKED user9@example.com \\u202eevil" in html
+        assert "\u202e" not in html and "moved\nBLOCKED" not in html

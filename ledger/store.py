@@ -161,21 +161,22 @@ class SqliteStore:
                     raise NoLedger(str(path))
                 raise NotALedger(str(path), "an SQLite database without any table")
             store = cls(path, conn, readonly=readonly)
+            conn.execute("PRAGMA busy_timeout = 10000")
             if readonly:
                 conn.execute("PRAGMA query_only = ON")
             else:
-                conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute(f"PRAGMA synchronous = {synchronous}")
-            conn.execute("PRAGMA busy_timeout = 10000")
-            if version is None:
-                with store._immediate():
-                    schema.create(conn)
-            elif version < schema.SCHEMA_VERSION and not readonly:
-                with store._immediate():
-                    schema.migrate(conn, version)
-            elif not readonly:
+                if version is None:
+                    # laid out before WAL is switched on, in one commit: the file goes from
+                    # empty to a whole ledger, so a reader checking it meanwhile (a second
+                    # daemon about to be refused the lock) never finds SQLite without tables
+                    with store._immediate():
+                        schema.create(conn)
+                conn.execute("PRAGMA journal_mode = WAL")
+            if version is not None and not readonly:
                 with store._immediate():  # takes the write lock: fails if SQLite can only read
-                    pass
+                    if version < schema.SCHEMA_VERSION:
+                        schema.migrate(conn, version)
         except sqlite3.Error as error:
             conn.close()
             raise _refusal(path, error) from None

@@ -178,3 +178,39 @@ def test_sqlite_file_without_tables_is_laid_out_with_create(db_path: Path) -> No
     with SqliteStore.open(db_path, create=True) as store:
         assert store.get_meta("app") == "sweepledger"
         assert store.head() == 0
+
+
+def test_a_reader_never_finds_a_new_ledger_half_laid_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader opening the file while a writer lays out a new ledger (a second daemon checks
+    its flags before it is refused the lock) finds no ledger or a whole one: never an SQLite
+    file without tables, which it would refuse as not a ledger. The reader looks before every
+    statement the writer runs."""
+    path = tmp_path / "new.db"
+    seen: list[str] = []
+    writers: list[sqlite3.Connection] = []
+    connect = sqlite3.connect
+
+    def look(statement: str) -> None:
+        try:
+            SqliteStore.open(path, readonly=True).close()
+            seen.append("ledger")
+        except NoLedger:
+            seen.append("none")
+        except NotALedger:
+            seen.append(f"half, before {statement}")
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)
+        if not writers:  # the writer's connection; the reader's own opens are not traced
+            writers.append(conn)
+            conn.set_trace_callback(look)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    SqliteStore.open(path, create=True).close()
+    monkeypatch.undo()
+    look("(opened)")
+    assert [s for s in seen if s.startswith("half")] == []
+    assert seen[0] == "none" and seen[-1] == "ledger"

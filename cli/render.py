@@ -90,8 +90,10 @@ def status_text(report: StatusReport) -> str:
             # a source's or a service's text (an error message), shown as flags_text shows
             # an operator's
             extra = f" last error {printable(p['last_err'])}" if p["last_err"] else ""
-            if p["outstanding"]:
-                extra += f", {len(p['outstanding'])} items outstanding"
+            outstanding = f"{len(p['outstanding'])} items"
+            if p["outstanding"] and not (p["detail"] or "").startswith(outstanding + " "):
+                # unless the detail already counts them ("78 items outstanding: ...")
+                extra += f", {outstanding} outstanding"
             detail = f": {printable(p['detail'])}" if p["detail"] else ""
             lines.append(
                 f"  {p['service']:<9} {printable(p['subject'])}  {p['state']}  attempts "

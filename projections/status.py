@@ -279,6 +279,9 @@ def build_report(
             "exhausted": c.get(f"exhausted:{s}", 0),
             "items": c.get(f"items:{s}", 0),
         }
+        if not live:  # an attempt whose run is dead is interrupted: PARTIAL (DESIGN 5)
+            row["partial"] += row["in_progress"]
+            row["in_progress"] = 0
         row["not_started"] = (
             row["pairs"] - row["complete"] - row["partial"] - row["in_progress"] - row["errors"]
         )

@@ -80,13 +80,7 @@ class GoogleConfig:
             raise SourceConfigError(f"google:// admin {values['admin']!r} is not an email")
         endpoint = values.get("endpoint") or None
         if endpoint is not None:
-            target = urlsplit(endpoint)
-            if target.scheme not in {"http", "https"} or not target.netloc or target.query:
-                raise SourceConfigError(
-                    f"google:// endpoint must be an http(s) URL such as http://127.0.0.1:8080, "
-                    f"not {endpoint!r}"
-                )
-            endpoint = endpoint.rstrip("/")
+            endpoint = _checked_endpoint(endpoint)
         customer = values.get("customer") or DEFAULT_CUSTOMER
         path = Path(values["credentials"]).expanduser().absolute()
         hints = {
@@ -114,3 +108,22 @@ class GoogleConfig:
     def base(self, api: str) -> str:
         """The scheme and host an API is reached at (Google's, or the endpoint for all)."""
         return self.endpoint or GOOGLE_BASES[api]
+
+
+def _checked_endpoint(raw: str) -> str:
+    """The `endpoint` parameter without its trailing slash, if it is an http(s) URL with a
+    host and a port from 1 to 65535; a malformed one would only fail at the first request,
+    as a traceback or as an outage to retry."""
+    refusal = SourceConfigError(
+        f"google:// endpoint must be an http(s) URL such as http://127.0.0.1:8080, not {raw!r}"
+    )
+    try:
+        target = urlsplit(raw)
+        port = target.port  # a port that is not a number from 0 to 65535 raises ValueError
+    except ValueError:
+        raise refusal from None
+    if target.scheme not in {"http", "https"} or not target.hostname or port == 0:
+        raise refusal
+    if target.query or target.fragment:
+        raise refusal
+    return raw.rstrip("/")

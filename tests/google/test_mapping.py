@@ -204,6 +204,10 @@ def test_google_urls_are_validated_and_canonical(tmp_path: Path) -> None:
         ("google://?admin=a@b.c", "credentials"),
         (f"google://?credentials={key}&admin=nope", "not an email"),
         (f"google://?credentials={key}&admin=a@b.c&endpoint=ftp://x", "endpoint"),
+        (f"google://?credentials={key}&admin=a@b.c&endpoint=http://127.0.0.1:abc", "endpoint"),
+        (f"google://?credentials={key}&admin=a@b.c&endpoint=http://127.0.0.1:99999", "endpoint"),
+        (f"google://?credentials={key}&admin=a@b.c&endpoint=http://[::1", "endpoint"),
+        (f"google://?credentials={key}&admin=a@b.c&endpoint=http://:8080", "endpoint"),
         (f"google://?credentials={key}&admin=a@b.c&scope=x", "unknown"),
     ]:
         with pytest.raises(SourceConfigError, match=said):

@@ -206,3 +206,17 @@ def test_what_a_failing_request_cost_is_counted_in_its_run(tmp_path: Path) -> No
     assert (c["pairs_errored"], c["pages"]) == (1, 0)
     assert (c["requests"], c["retries"], c["rate_limit_waits"]) == (3, 2, 3)
     assert check_ledger(db).ok
+
+
+def test_a_pairs_outstanding_items_are_counted_once_on_its_status_line(tmp_path: Path) -> None:
+    """A pair left PARTIAL by items that could not be stored says how many once: its detail
+    counts them already, so the line adds no second count."""
+    db = tmp_path / "sweep.db"
+    source = SimSource("sim://?subjects=1&page_size=5&item_errors=0.5")
+    SweepRunner(db, source, RunOptions(source.url, ("gmail",), max_pages=None)).run()
+    report = read_status(db)
+    [problem] = report.problems
+    count = len(problem["outstanding"])
+    [line] = [row for row in status_text(report).splitlines() if row.startswith("  gmail")]
+    assert count > 0 and line.count("outstanding") == 1
+    assert f"{count} items outstanding: " in line

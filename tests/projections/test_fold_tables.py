@@ -19,7 +19,7 @@ from sweepledger.projections.completeness import completeness
 from sweepledger.projections.fold import fold
 from sweepledger.projections.model import SERVICES, subject_order
 from sweepledger.projections.parallel import fold_parallel
-from sweepledger.projections.status import gather_from_state, gather_from_tables
+from sweepledger.projections.status import build_report, gather_from_state, gather_from_tables
 from sweepledger.projections.tables import load_sweep, state_rows, stored_rows
 
 from .builder import Recorder, valid_ledger
@@ -275,3 +275,29 @@ def test_a_closed_sweep_keeps_the_figures_it_closed_with(db_path: Path) -> None:
     figures = completeness(state.counters, state.sweep.services, run_live=False)
     assert not figures.failures()
     assert (B, None) not in state.blocked and state.is_paused(A)  # the flags themselves moved
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_an_attempt_of_a_dead_run_counts_as_partial_in_the_services_table(
+    db_path: Path, live: bool
+) -> None:
+    """IN_PROGRESS lasts only while the attempt's run is live: once it is dead (killed, its
+    RUN_END not yet written by the next run) the services table counts the pair PARTIAL, as
+    the problem list and the figures do."""
+    rec = Recorder()
+    rec.run_start("run-1", "sweep-1")
+    rec.sweep_open([A, B], ["gmail"])
+    rec.complete("gmail", A, "1001")
+    rec.start("gmail", B)
+    rec.page("gmail", B, 3, exhausted=False)
+    store, _ = open_for_writing(db_path, create=True)
+    with store:
+        store.append(rec.news)
+        gathered = gather_from_tables(store.conn)
+    report = build_report(gathered, live_run_ids={"run-1"} if live else set())
+    [gmail] = report.services
+    expected = (1, 0) if live else (0, 1)
+    assert (gmail["in_progress"], gmail["partial"]) == expected
+    assert (gmail["complete"], gmail["not_started"]) == (1, 0)
+    [problem] = report.problems
+    assert problem["state"] == ("IN_PROGRESS" if live else "PARTIAL")

@@ -49,9 +49,9 @@ def daemon_command(interval: float, jitter: float, max_cycles: int | None, **fla
 
     \b
     Exit codes: 0 stopped by SIGTERM/SIGINT while sleeping, or --max-cycles reached with the
-    last sweep COMPLETE (else that cycle's code: 3 incomplete, 75 paused); 1 internal error;
-    2 bad input; 4 another run holds the ledger; 130/143 SIGINT/SIGTERM during a cycle (the
-    interrupted attempt is recorded).
+    last sweep COMPLETE (else that cycle's code: 3 incomplete or the source down, 75 paused);
+    1 internal error; 2 bad input; 4 another run holds the ledger; 130/143 SIGINT/SIGTERM
+    during a cycle (the interrupted attempt is recorded).
     """
     quiet = bool(flags.pop("quiet"))
     log_file = flags.pop("log_file")

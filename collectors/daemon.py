@@ -250,7 +250,7 @@ class SweepDaemon:
         try:
             outcome = runner.run()
         except SourceUnavailable as error:  # the source is down now; it may be back next cycle
-            return self._failed(cycle, None, error)
+            return self._failed(cycle, None, error, error.exit_code)
         except StoppedBeforeStart as before:  # while the roster was listed: nothing ran
             if before.exit_code == EXIT_PAUSED:  # the cycle's time budget: the next one goes on
                 self.say(f"daemon {self.daemon_id}: cycle {cycle} paused: {before}")
@@ -279,10 +279,14 @@ class SweepDaemon:
             errors=int(outcome.figures.get("errors_count", 0)),
         )
 
-    def _failed(self, cycle: int, run_id: str | None, error: Exception) -> CycleResult:
+    def _failed(
+        self, cycle: int, run_id: str | None, error: Exception, exit_code: int = 1
+    ) -> CycleResult:
+        """A cycle that ran no sweep to its end: 3 for a source that could not list its
+        subjects (as `sweep run` exits then), 1 for anything else."""
         text = f"{type(error).__name__}: {error}"
         self.say(f"daemon {self.daemon_id}: cycle {cycle} failed: {text}")
-        return CycleResult(cycle, run_id, "failed", 1, error=text)
+        return CycleResult(cycle, run_id, "failed", exit_code, error=text)
 
     def _delay(self, failures: int) -> float:
         backoff = float(2 ** min(failures, MAX_BACKOFF_DOUBLINGS))

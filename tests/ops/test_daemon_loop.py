@@ -67,6 +67,7 @@ def test_a_failing_cycle_is_logged_and_the_loop_goes_on(tmp_path: Path) -> None:
 
     outcome = _daemon(db, _Unreachable.url, 2, say=said.append, sources=sources).run()
     assert [c.status for c in outcome.cycles] == ["failed", "completed"]
+    assert outcome.cycles[0].exit_code == 3, "an outage, as `sweep run` exits on it"
     assert "directory API unreachable" in str(outcome.cycles[0].error)
     assert any("cycle 1 failed:" in line and "unreachable" in line for line in said)
     assert outcome.exit_code == 0

@@ -63,18 +63,18 @@ def daemon_command(interval: float, jitter: float, max_cycles: int | None, **fla
     if log_file is not None:
         log = open_log(log_file)  # closed below
         streams.append(log)
+    banner = (
+        f"ledger {db}, source {options.source_url}, every {interval:g}s"
+        + (f" (+ up to {jitter:g}s)" if jitter else "")
+        + (f", {_cycles(max_cycles)}" if max_cycles else "")
+    )
     daemon = SweepDaemon(
         path,
         options,
         DaemonOptions(interval=interval, jitter=jitter, max_cycles=max_cycles),
         streams=streams,
         say=click.echo,
-    )
-    click.echo(
-        f"sweep daemon {daemon.daemon_id}: ledger {db}, source {options.source_url}, "
-        f"every {interval:g}s"
-        + (f" (+ up to {jitter:g}s)" if jitter else "")
-        + (f", {_cycles(max_cycles)}" if max_cycles else "")
+        on_start=lambda: click.echo(f"sweep daemon {daemon.daemon_id}: {banner}"),
     )
     try:
         with stop_on_signals(daemon):

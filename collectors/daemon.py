@@ -120,8 +120,12 @@ class SweepDaemon:
         say: Callable[[str], None] = lambda line: None,
         sources: Callable[[str, int], Source] = source_for_cycle,
         rng: random.Random | None = None,
+        on_start: Callable[[], None] = lambda: None,
     ) -> None:
         self.db_path = Path(db_path)
+        self.on_start = on_start
+        """Called once the daemon holds the ledger and its flags passed, before the first
+        cycle: a daemon refused (the lock held, another scope) never says it started."""
         self.options = options
         self.daemon = daemon
         self.streams = streams
@@ -149,6 +153,7 @@ class SweepDaemon:
         lock = acquire_writer_lock(self.db_path, self.daemon_id)
         try:
             cycle, first = self._prepare(lock)
+            self.on_start()
             try:
                 return self._loop(lock, cycle, first)
             except (LedgerError, SourceConfigError) as error:

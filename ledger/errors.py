@@ -77,7 +77,7 @@ class AlreadyRunning(LedgerError):
     exit_code = 4
 
     def __init__(self, path: str, holder: str) -> None:
-        super().__init__(f"another run holds the ledger {path}: {holder}")
+        super().__init__(f"the ledger {path} is held by {holder}")
         self.path = path
         self.holder = holder
 

@@ -124,8 +124,10 @@ def read_holder(path: Path) -> dict[str, Any]:
 
 def _describe(holder: dict[str, Any]) -> str:
     if not holder:
-        return "holder unknown"
+        return "another process (it did not say which)"
+    holder_id = str(holder.get("run_id", "?"))
+    what = "daemon" if holder_id.startswith("daemon-") else "run"  # a daemon between cycles
     return (
-        f"run {holder.get('run_id', '?')} (pid {holder.get('pid', '?')} on "
+        f"{what} {holder_id} (pid {holder.get('pid', '?')} on "
         f"{holder.get('host', '?')}, started {holder.get('started', '?')})"
     )

@@ -188,7 +188,7 @@ def test_second_run_exits_4_naming_the_holder(workdir: Path, cli: SweepCLI) -> N
         assert second.returncode == 4
         assert elapsed < 3  # process start-up included; the lock itself waits 0.5 s
         holder = cli.query(db, "SELECT run_id FROM events WHERE kind = 'RUN_START'")[0][0]
-        assert f"run {holder} (pid {proc.pid}" in second.stderr
+        assert f"sweep.db is held by run {holder} (pid {proc.pid}" in second.stderr
         assert "last event" in second.stderr
         assert "Traceback" not in second.stderr
         status = cli.run("status", "--json", cwd=workdir)

@@ -160,7 +160,8 @@ def test_an_idle_daemon_holds_the_lock_shows_idle_and_exits_0_at_once_on_sigterm
     for args in (("run", "--exhaust"), ("daemon", "--max-cycles", "1")):
         refused = ops.run(*args, "--db", str(db), "--source", AUTO, cwd=tmp_path)
         assert refused.returncode == 4, refused.stderr
-        assert f"run {daemon_id} (pid {proc.pid}" in refused.stderr
+        assert f"is held by daemon {daemon_id} (pid {proc.pid}" in refused.stderr
+        assert "sweep daemon daemon-" not in refused.stdout, "a refused daemon announced itself"
     status = orjson.loads(ops.run("status", "--db", str(db), "--json", cwd=tmp_path).stdout)
     assert status["verdict"] == "IDLE"
     assert status["daemon"]["state"] == "idle" and status["daemon"]["next_cycle_at"]

@@ -17,12 +17,8 @@ from .run_cmd import run_command
 from .runs_cmd import runs_command
 from .serve_cmd import serve_command
 
-SHOWS_HELP: tuple[type[Exception], ...] = tuple(
-    getattr(click.exceptions, name)
-    for name in ("NoArgsIsHelpError",)
-    if hasattr(click.exceptions, name)
-)
-"""`sweep` alone (or a group without its command) prints the help, not an error."""
+SHOWS_HELP: type[Exception] | tuple[()] = getattr(click.exceptions, "NoArgsIsHelpError", ())
+"""`sweep` alone prints the help, not an error (click 8.2 on raises this for it; 8.1 does not)."""
 
 
 @contextmanager

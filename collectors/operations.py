@@ -194,17 +194,11 @@ def unblock(
                 f"{spelled} has no block for every service: its pairs stay blocked by "
                 f"{_scopes(others)} (unblock each with its --service)"
             )
-        return Unchanged(
-            f"{scope_name(spelled, service)} is not blocked" + _blocks_of(state, spelled)
-        )
+        # the blocks the subject does have point a mistaken unblock at the right scope
+        held = f" (it is blocked for: {_scopes(others)})" if others else ""
+        return Unchanged(f"{scope_name(spelled, service)} is not blocked{held}")
 
     return _append(db, _flag(EventKind.UNBLOCK, subject, service, why), check)
-
-
-def _blocks_of(state: State, subject: str) -> str:
-    """The blocks the subject does have, to point a mistaken unblock at the right scope."""
-    scopes = {svc for subj, svc in state.blocked if subj == subject}
-    return f" (it is blocked for: {_scopes(scopes)})" if scopes else ""
 
 
 def _scopes(services: set[str | None]) -> str:

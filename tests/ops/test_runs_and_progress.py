@@ -166,6 +166,13 @@ def test_live_progress_rates_and_eta() -> None:
     assert live_progress(_run_row(), counters, now)["eta_s"] is None
 
 
+def test_live_progress_rounds_the_elapsed_time_once() -> None:
+    """0.0496 s is 0.0 s to the tenth, not 0.1 s by way of 0.050 s: `status --as-of` must
+    agree with the event times it is measured from."""
+    now = datetime(2026, 1, 1, 0, 0, 0, 49_627, tzinfo=UTC)
+    assert live_progress(_run_row(), {}, now)["elapsed_s"] == 0.0
+
+
 @pytest.mark.parametrize(
     ("beat", "live_ids", "live_runs", "state"),
     [
